@@ -1,0 +1,38 @@
+# Two commands do all set-up: `make reproduce` and `make test`.
+# Each creates .venv when missing; the install step is skipped when .venv/.installed is newer
+# than requirements.txt and pyproject.toml.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Keep Jupyter/IPython/matplotlib state inside the checkout (CI machines have no home config).
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.jupyter/runtime
+export JUPYTER_DATA_DIR := $(CURDIR)/.jupyter/data
+export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter/config
+export IPYTHONDIR := $(CURDIR)/.jupyter/ipython
+export MPLCONFIGDIR := $(CURDIR)/.jupyter/mpl
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: env test reproduce bench clean-cache
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first: sam2 builds against it without build isolation (see README, "Install").
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	SAM2_BUILD_CUDA=0 $(BIN)/pip install --no-build-isolation -r requirements.txt
+	$(BIN)/pip install --no-build-isolation --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (uncertsam)" >/dev/null
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+reproduce: $(STAMP)
+	$(BIN)/uncertsam reproduce
+
+bench: $(STAMP)
+	$(BIN)/uncertsam bench core

@@ -1,0 +1,40 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", message="torch.jit.script is deprecated", category=FutureWarning)
+
+
+@pytest.fixture(scope="session")
+def nano_random():
+    from uncertsam_utils.model import load_model
+
+    return load_model("nano", "random", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_random():
+    from uncertsam_utils.model import load_model
+
+    return load_model("sam2.1_hiera_tiny", "random", seed=0)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _no_grad_leaks():
+    # Tests must not depend on a global grad mode left behind by another test.
+    assert torch.is_grad_enabled()
+    yield
+    assert torch.is_grad_enabled()
+
+
+def smooth_image(rng, h, w):
+    coarse = rng.random((h // 16 + 2, w // 16 + 2, 3))
+    up = np.kron(coarse, np.ones((16, 16, 1)))[:h, :w]
+    return (up * 255).astype(np.uint8)

@@ -1,0 +1,275 @@
+"""The predictor core every method uses: encode an image once, decode many prompts in one call.
+
+Frames: images are squashed to the model's square input (``image_size``², aspect ratio not
+kept, as the paper does); prompts are given in that input frame, in pixels. Low-resolution
+logits are ``mask_size``² (4× the image embedding: 256² on official SAM-2, 64² on the nano
+model) and are upsampled bilinearly to the original image size for metrics.
+
+Single-mask output always comes from mask token 0. SAM-2's stability fallback (switch to the
+multimask token with the best predicted IoU when token 0 is unstable) is available as
+``stability_fallback=True`` for users who want SAM-2's interactive behaviour; it is off by
+default because it makes the output token, and hence ``h`` and ``U``, depend on the input.
+
+Numerics: fp32 everywhere on CPU and by default on CUDA. ``encoder_autocast=True`` runs the
+image encoder under bf16 autocast on CUDA only (faster on large models); the decoder, whose
+logits feed every metric and the Laplace closed forms, always runs in fp32.
+
+Laplace internals: for each prompt, ``h`` is the input of the last Linear of
+``output_hypernetworks_mlps[0]`` and ``U`` the upscaled mask embedding, captured by hooks on
+the same forward pass (no second pass, no copy to host): logits = Uᵀ(W h + b).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .images import to_rgb_uint8
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BOX_LABELS = (2, 3)  # SAM's labels for the top-left and bottom-right box corners
+
+
+@dataclass
+class Encoding:
+    """Image-encoder output for a batch of images (batch index = image index)."""
+
+    image_embed: torch.Tensor  # (T, C, e, e)
+    high_res_feats: list[torch.Tensor]  # [(T, C/8, 4e, 4e), (T, C/4, 2e, 2e)] or []
+    orig_hw: list[tuple[int, int]]
+
+    @property
+    def num_images(self) -> int:
+        return self.image_embed.shape[0]
+
+
+@dataclass
+class Decoded:
+    """Decoder output; leading dims follow the prompts' leading dims."""
+
+    logits: torch.Tensor  # (..., m, m) low-resolution mask logits, token 0
+    iou: torch.Tensor  # (...,) predicted IoU of token 0
+    object_score: torch.Tensor  # (...,) object-presence logit (not applied as a gate)
+    h: torch.Tensor | None = None  # (..., C) input of the treated Linear
+    U: torch.Tensor | None = None  # (..., C/8, m, m) upscaled mask embedding
+    all_logits: torch.Tensor | None = None  # (..., 4, m, m) every mask token (0: single mask, 1-3: multimask)
+    all_iou: torch.Tensor | None = None  # (..., 4)
+
+
+class Predictor:
+    def __init__(self, model: torch.nn.Module, *, stability_fallback: bool = False, encoder_autocast: bool = False):
+        self.model = model
+        self.decoder = model.sam_mask_decoder
+        self.prompt_encoder = model.sam_prompt_encoder
+        self.stability_fallback = stability_fallback  # applied in decode; the shared model is not changed
+        self.encoder_autocast = encoder_autocast
+        self.image_size = int(model.image_size)
+        self.embed_size = self.prompt_encoder.image_embedding_size[0]
+        self.mask_size = 4 * self.embed_size
+        self._cache_key: str | None = None
+        self._cache: Encoding | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ----------------------------------------------------------------- images
+    def to_input(self, image) -> torch.Tensor:
+        """One image (any supported layout) → (3, S, S) float in [0, 1] on the model's device."""
+        return self._resize(to_rgb_uint8(image))
+
+    def _resize(self, rgb: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        resized = F.interpolate(tensor, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True)
+        return resized[0].clamp_(0.0, 1.0)
+
+    def encode(self, images, *, use_cache: bool = True) -> Encoding:
+        """Encode one image or a list of images in one encoder pass; the last single image is cached."""
+        batch = [to_rgb_uint8(image) for image in (images if isinstance(images, (list, tuple)) else [images])]
+        key = None
+        if use_cache and len(batch) == 1:
+            key = hashlib.blake2b(batch[0].tobytes(), digest_size=16).hexdigest() + str(batch[0].shape)
+            if key == self._cache_key and self._cache is not None:
+                return self._cache
+        inputs = torch.stack([self._resize(rgb) for rgb in batch])
+        encoding = self.encode_inputs(inputs, [rgb.shape[:2] for rgb in batch])
+        if key is not None:
+            self._cache_key, self._cache = key, encoding
+        return encoding
+
+    def encode_inputs(self, inputs: torch.Tensor, orig_hw: list[tuple[int, int]]) -> Encoding:
+        """Encode already-resized inputs (T, 3, S, S) in [0, 1], e.g. augmented copies for TTA."""
+        if inputs.ndim != 4 or inputs.shape[1:] != (3, self.image_size, self.image_size):
+            raise ValueError(f"expected inputs of shape (T, 3, {self.image_size}, {self.image_size}), got {tuple(inputs.shape)}")
+        if len(orig_hw) != inputs.shape[0]:
+            orig_hw = list(orig_hw) * inputs.shape[0] if len(orig_hw) == 1 else orig_hw
+        mean = inputs.new_tensor(IMAGENET_MEAN)[:, None, None]
+        std = inputs.new_tensor(IMAGENET_STD)[:, None, None]
+        normalised = (inputs - mean) / std
+        use_autocast = self.encoder_autocast and normalised.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_autocast):
+            backbone = self.model.forward_image(normalised)
+            _, feats, _, sizes = self.model._prepare_backbone_features(backbone)
+        if self.model.directly_add_no_mem_embed:
+            feats[-1] = feats[-1] + self.model.no_mem_embed
+        batch = normalised.shape[0]
+        maps = [f.float().permute(1, 2, 0).reshape(batch, -1, *size) for f, size in zip(feats, sizes)]
+        return Encoding(image_embed=maps[-1], high_res_feats=maps[:-1], orig_hw=[tuple(hw) for hw in orig_hw])
+
+    # ---------------------------------------------------------------- prompts
+    def decode(
+        self,
+        encoding: Encoding,
+        boxes=None,
+        points=None,
+        point_labels=None,
+        mask_logits: torch.Tensor | None = None,
+        image_index=None,
+        *,
+        return_internals: bool = False,
+        return_all_tokens: bool = False,
+    ) -> Decoded:
+        """Decode a batch of prompts in one decoder call.
+
+        ``boxes`` (..., 4) xyxy and/or ``points`` (..., P, 2) with ``point_labels`` (..., P), in
+        input-frame pixels; any leading shape (objects × perturbations, images × objects, ...),
+        shared by the outputs. ``mask_logits`` (..., m, m) is an optional dense mask prompt.
+        ``image_index`` (...,) says which encoded image each prompt belongs to (default 0).
+        ``return_all_tokens`` adds every mask token's logits and IoU (for training losses).
+        Gradients flow unless the caller disables them (training uses this same path).
+        """
+        coords, labels, lead = self._sparse_prompts(boxes, points, point_labels)
+        n = coords.shape[0]
+        if image_index is None:
+            if encoding.num_images != 1:
+                raise ValueError("image_index is required when the encoding holds several images")
+            index = torch.zeros(n, dtype=torch.long, device=self.device)
+        else:
+            index = torch.as_tensor(image_index, device=self.device).long().expand(lead).reshape(-1)
+        masks = None
+        if mask_logits is not None:
+            masks = mask_logits.to(self.device, torch.float32).reshape(n, 1, self.mask_size, self.mask_size)
+        sparse, dense = self.prompt_encoder(points=(coords, labels), boxes=None, masks=masks)
+        image_embed, high_res = self._per_prompt_features(encoding, index, image_index is None)
+        with self._capture(return_internals) as captured:
+            # predict_masks is the package's decoder body: all mask tokens, before token selection.
+            all_logits, all_iou, _, object_score = self.decoder.predict_masks(
+                image_embeddings=image_embed,
+                image_pe=self.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                repeat_image=False,
+                high_res_features=high_res or None,
+            )
+        if self.stability_fallback and not self.decoder.training:
+            logits, iou = self.decoder._dynamic_multimask_via_stability(all_logits, all_iou)
+        else:
+            logits, iou = all_logits[:, 0:1], all_iou[:, 0:1]
+        m = logits.shape[-1]
+        out = Decoded(
+            logits=logits[:, 0].reshape(*lead, m, m),
+            iou=iou[:, 0].reshape(lead),
+            object_score=object_score[:, 0].reshape(lead),
+        )
+        if return_all_tokens:
+            out.all_logits = all_logits.reshape(*lead, -1, m, m)
+            out.all_iou = all_iou.reshape(*lead, -1)
+        if return_internals:
+            out.h = captured["h"].reshape(*lead, -1)
+            out.U = captured["U"].reshape(*lead, *captured["U"].shape[1:])
+        return out
+
+    @staticmethod
+    def _per_prompt_features(encoding: Encoding, index: torch.Tensor, single_image: bool):
+        """Image features for each prompt; for one image, broadcast views instead of copies
+        (the decoder's memory-bound adds dominate its time on CPU)."""
+        feats = [encoding.image_embed, *encoding.high_res_feats]
+        if single_image:
+            n = index.shape[0]
+            feats = [f.expand(n, *f.shape[1:]) for f in feats]
+        else:
+            feats = [f.index_select(0, index) for f in feats]
+        return feats[0], feats[1:]
+
+    def _sparse_prompts(self, boxes, points, point_labels):
+        parts_c, parts_l, lead = [], [], None
+        if boxes is not None:
+            boxes = _as_float_tensor(boxes, self.device)
+            if boxes.shape[-1] != 4:
+                raise ValueError(f"boxes must have shape (..., 4), got {tuple(boxes.shape)}")
+            lead = boxes.shape[:-1]
+            parts_c.append(boxes.reshape(-1, 2, 2))
+            parts_l.append(torch.tensor(BOX_LABELS, device=self.device).expand(parts_c[0].shape[0], 2))
+        if points is not None:
+            points = _as_float_tensor(points, self.device)
+            if point_labels is None:
+                raise ValueError("points need point_labels (1 foreground, 0 background)")
+            labels = torch.as_tensor(point_labels, device=self.device)
+            if points.shape[-1] != 2 or labels.shape != points.shape[:-1]:
+                raise ValueError(f"points (..., P, 2) and labels (..., P) disagree: {tuple(points.shape)}, {tuple(labels.shape)}")
+            if lead is not None and points.shape[:-2] != lead:
+                raise ValueError(f"boxes lead shape {tuple(lead)} and points lead shape {tuple(points.shape[:-2])} differ")
+            lead = points.shape[:-2]
+            parts_c.append(points.reshape(-1, points.shape[-2], 2))
+            parts_l.append(labels.reshape(-1, labels.shape[-1]))
+        if lead is None:
+            raise ValueError("decode needs boxes or points")
+        coords = torch.cat(parts_c, dim=1)
+        labels = torch.cat(parts_l, dim=1).int()
+        return coords, labels, tuple(lead)
+
+    @contextmanager
+    def _capture(self, enabled: bool):
+        captured: dict[str, torch.Tensor] = {}
+        if not enabled:
+            yield captured
+            return
+        treated = self.decoder.output_hypernetworks_mlps[0].layers[-1]
+        last_upscale = self.decoder.output_upscaling[-1]  # runs last in both decoder variants
+        handles = [
+            treated.register_forward_pre_hook(lambda _m, args: captured.__setitem__("h", args[0])),
+            last_upscale.register_forward_hook(lambda _m, _a, out: captured.__setitem__("U", out)),
+        ]
+        try:
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @property
+    def treated_layer(self) -> torch.nn.Linear:
+        """The layer the Laplace approximation treats (last Linear of token 0's hypernetwork)."""
+        return self.decoder.output_hypernetworks_mlps[0].layers[-1]
+
+    # ------------------------------------------------------------ resolution
+    @staticmethod
+    def upsample(maps: torch.Tensor, orig_hw: tuple[int, int]) -> torch.Tensor:
+        """Bilinear upsampling of (..., m, m) maps to the original (H, W), align_corners=False."""
+        lead = maps.shape[:-2]
+        flat = maps.reshape(-1, 1, *maps.shape[-2:]).float()
+        up = F.interpolate(flat, size=tuple(orig_hw), mode="bilinear", align_corners=False)
+        return up.reshape(*lead, *orig_hw)
+
+    def predict(self, image, boxes) -> Decoded:
+        """Plain SAM-2 prediction: encode (cached) + one decode of the boxes, no gradients."""
+        with torch.inference_mode():
+            return self.decode(self.encode(image), boxes=boxes)
+
+
+def _as_float_tensor(values, device) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.to(device, torch.float32)
+    return torch.tensor(np.asarray(values, dtype=np.float32), device=device)
+
+
+def boxes_to_input_frame(boxes, orig_hw: tuple[int, int], image_size: int) -> np.ndarray:
+    """Scale xyxy boxes from original-image pixels to the model's square input frame."""
+    h, w = orig_hw
+    scale = np.array([image_size / w, image_size / h, image_size / w, image_size / h], dtype=np.float32)
+    return np.asarray(boxes, dtype=np.float32) * scale
