@@ -1,0 +1,20 @@
+"""Uncertainty methods, selected by name: ``make_method(name, **hyperparameters)``.
+
+Each method is a ``UQMethod`` subclass in its own module, listed once in ``METHODS`` below;
+hyperparameters are explicit keyword arguments whose defaults are the paper's.
+"""
+
+from __future__ import annotations
+
+from .base import UQMethod, UQResult, image_generator
+from .baseline import Baseline
+
+METHODS: dict[str, type[UQMethod]] = {cls.name: cls for cls in (Baseline,)}
+
+def make_method(name: str, **hyperparameters) -> UQMethod:
+    if name not in METHODS:
+        raise KeyError(f"unknown uncertainty method {name!r}; available: {', '.join(sorted(METHODS))}")
+    return METHODS[name](**hyperparameters)
+
+
+__all__ = ["METHODS", "UQMethod", "UQResult", "image_generator", "make_method"]
