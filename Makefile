@@ -28,8 +28,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (uncertsam)" >/dev/null
 	touch $(STAMP)
 
+# Unit tests, then every notebook executed by nbval with the smoke profile (outputs go to
+# build/smoke/outputs, never over the committed figures/ and tables/).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+	$(BIN)/uncertsam reproduce --profile smoke --prepare-only --build-dir build/smoke
+	UNCERTSAM_OUTPUTS=$(CURDIR)/build/smoke/outputs $(BIN)/python -m pytest -q -p no:cacheprovider \
+		--nbval-lax --nbval-current-env --nbval-sanitize-with params/nbval_sanitize.cfg build/smoke/*.ipynb
 
 reproduce: $(STAMP)
 	$(BIN)/uncertsam reproduce

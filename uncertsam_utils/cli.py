@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "uncertsam_utils.model.model_cli",   # checkpoints
     "uncertsam_utils.data.data_cli",     # data
     "uncertsam_utils.bench",             # bench
+    "uncertsam_utils.reproduce",         # reproduce
 )
 
 

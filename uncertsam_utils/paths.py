@@ -2,7 +2,9 @@
 
 A checkout writes regenerated outputs to its own ``figures/`` and ``tables/`` and caches heavy
 intermediate results (generated data, embeddings, posteriors) under ``.cache/``; an installed
-package without a checkout uses ``~/.cache/uncertsam``. ``UNCERTSAM_CACHE`` overrides the cache.
+package without a checkout uses ``~/.cache/uncertsam``. ``UNCERTSAM_CACHE`` overrides the cache;
+``UNCERTSAM_OUTPUTS`` sends figures and tables elsewhere (the smoke notebook tests use it, so
+that they never overwrite the committed outputs).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def cache_dir() -> Path:
 
 
 def _output_dir(name: str) -> Path:
-    root = project_root()
+    override = os.environ.get("UNCERTSAM_OUTPUTS")
+    root = Path(override).expanduser().resolve() if override else project_root()
     path = (root / name) if root is not None else Path.cwd() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
