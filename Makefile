@@ -15,7 +15,7 @@ export MPLCONFIGDIR := $(CURDIR)/.jupyter/mpl
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: env test reproduce bench clean-cache
+.PHONY: env test reproduce bench pair
 
 env: $(STAMP)
 
@@ -41,3 +41,7 @@ reproduce: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/uncertsam bench core
+
+# Regenerate the .ipynb pairs of the jupytext sources (never edit the .ipynb by hand).
+pair: $(STAMP)
+	$(BIN)/jupytext --to ipynb notebooks/[0-9][0-9]_*.py
