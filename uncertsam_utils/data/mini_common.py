@@ -16,6 +16,12 @@ from scipy import ndimage
 # Smallest instance kept as a target: the benchmark's box prompt needs a non-empty mask after
 # resizing, and the nano model cannot resolve anything much smaller at 256 px.
 MIN_MASK_PIXELS = 80
+# The smallest square model input in the project (the nano SAM-2). Every target must keep a pixel
+# when squashed to it, or it would have no box prompt there (the reference crashes on that).
+MODEL_SIZE = 256
+# Keep a mask only if its squashed peak coverage clears 0.5 by this margin (PIL's float resize
+# and torch's antialiased bilinear agree to ~1e-6; the margin makes the decision safe).
+_SURVIVAL_MARGIN = 0.02
 
 
 def image_rng(seed: int, dataset: str, split: str, index: int) -> np.random.Generator:
@@ -84,11 +90,20 @@ def fractal_noise(rng: np.random.Generator, height: int, width: int, scale: floa
 
 
 def blur(array: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur over the spatial axes only."""
+    """Gaussian blur over the spatial axes only (kernel cut at 2.5 sigma: plenty for soft edges)."""
     if sigma <= 0:
         return np.asarray(array, np.float32)
     sig = (sigma, sigma) + (0,) * (np.ndim(array) - 2)
-    return ndimage.gaussian_filter(np.asarray(array, np.float32), sig, mode="nearest")
+    return ndimage.gaussian_filter(np.asarray(array, np.float32), sig, mode="nearest", truncate=2.5)
+
+
+def box_blur(array: np.ndarray, size: float) -> np.ndarray:
+    """A cheap wide blur (two box passes ~ Gaussian), cost independent of ``size``."""
+    n = max(1, int(round(size)))
+    if n == 1:
+        return np.asarray(array, np.float32)
+    once = ndimage.uniform_filter(np.asarray(array, np.float32), n, mode="nearest")
+    return ndimage.uniform_filter(once, n, mode="nearest")
 
 
 def soft_alpha(mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -134,10 +149,17 @@ def components(mask: np.ndarray, min_pixels: int = MIN_MASK_PIXELS) -> list[np.n
     return [labels == lab for lab in keep]
 
 
+def survives_squash(mask: np.ndarray, size: int = MODEL_SIZE) -> bool:
+    """Whether ``mask`` keeps at least one pixel after the benchmark's square resize to ``size``.
+
+    The reference resize is torchvision's antialiased bilinear, the same triangle filter as PIL's
+    BILINEAR resize of a float image, so PIL decides it here without importing torch in workers.
+    """
+    if mask.shape == (size, size):
+        return bool(mask.any())
+    squashed = resize(mask.astype(np.float32), size, size, Image.BILINEAR)
+    return float(squashed.max()) > 0.5 + _SURVIVAL_MARGIN
+
+
 def keep_large(masks: Sequence[np.ndarray], min_pixels: int = MIN_MASK_PIXELS) -> list[np.ndarray]:
     return [m for m in masks if int(m.sum()) >= min_pixels]
-
-
-def ring(mask: np.ndarray, width: int) -> np.ndarray:
-    """The band of ``width`` pixels just outside ``mask``: its immediate surroundings."""
-    return ndimage.binary_dilation(mask, iterations=width) & ~mask

@@ -22,7 +22,8 @@ AIR, FAT, FLUID, MUSCLE, BONE = -1000.0, -100.0, 10.0, 50.0, 700.0
 @dataclass(frozen=True)
 class CTKnobs:
     spleen_contrast_hu: tuple[float, float] = (10.0, 35.0)  # spleen minus surrounding soft tissue: main knob
-    touch_prob: float = 0.6                 # chance an organ of near-spleen density touches it (no fat plane)
+    touch_prob: float = 0.6                 # chance an organ of near-spleen density touches it
+    fat_plane_prob: float = 0.25            # chance the spleen keeps a fat plane around it (an easy edge)
     noise_hu: tuple[float, float] = (12.0, 28.0)  # std of the correlated quantum noise
     fat_fraction: tuple[float, float] = (0.15, 0.45)  # share of the abdomen filled with fat (fat planes help)
     spleen_size: tuple[float, float] = (0.06, 0.11)   # spleen radius as a share of the slice width
@@ -77,8 +78,13 @@ def render_ct_slice(rng: np.random.Generator, height: int, width: int,
     size = width * uniform(rng, knobs.spleen_size)
     sy, sx = at(rng.uniform(0.55, 0.7), rng.uniform(0.05, 0.35))
     spleen = blob(rng, height, width, sy, sx, size, roughness=0.2, elongation=rng.uniform(1.3, 2.0))
-    notch = ellipse(height, width, sy - size * 0.4, sx - size * 0.7, size * 0.7, size * 0.7)
+    # the concave hilum faces the body centre: bite the medial side
+    toward = np.array([cy - sy, cx - sx]) / max(float(np.hypot(cy - sy, cx - sx)), 1e-6)
+    notch = ellipse(height, width, sy + toward[0] * size * 1.1, sx + toward[1] * size * 1.1, size * 0.6, size * 0.6)
     spleen &= ~notch & cavity
+    if rng.random() >= knobs.fat_plane_prob:  # packed against wall and organs: soft tissue all around
+        bed = blob(rng, height, width, sy, sx, size * 1.8, roughness=0.2) & cavity
+        hu[bed & (hu < 0)] = tissue + rng.uniform(-10, 10)
     if rng.random() < knobs.touch_prob:  # stomach wall / liver tip of almost the same density
         neighbour = blob(rng, height, width, sy - size * 0.9, sx - size * 1.0, size * rng.uniform(0.6, 1.0),
                          roughness=0.2) & cavity & ~spleen

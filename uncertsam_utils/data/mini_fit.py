@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uncertsam_utils.data.mini_common import (MIN_MASK_PIXELS, bbox_slices, blur, composite, integer,
+from uncertsam_utils.data.mini_common import (MIN_MASK_PIXELS, bbox_slices, box_blur, composite, integer,
                                               soft_alpha, uniform)
 from uncertsam_utils.data.mini_shapes import random_shape
 from uncertsam_utils.data.mini_textures import SURFACES, background, random_colour, surface
@@ -23,7 +23,7 @@ FIT_SIZE = 256
 class FitKnobs:
     objects: tuple[int, int] = (2, 6)           # objects drawn per scene
     radius: tuple[float, float] = (10.0, 56.0)  # object radius in px (log-uniform)
-    max_overlap: float = 0.25                   # an object may cover at most this share of earlier ones
+    max_overlap: float = 0.25                   # share of a new object allowed to lie on earlier ones
     min_colour_distance: float = 0.18           # RGB distance object mean vs. backdrop mean: objects stay visible
     edge_sigma: tuple[float, float] = (0.4, 0.9)  # anti-aliasing of object edges
     shadow_strength: tuple[float, float] = (0.0, 0.25)  # soft contact shadow under objects (depth cue)
@@ -51,7 +51,7 @@ def _paint_object(rng, image, shape, radius, backdrop_mean, knobs: FitKnobs) -> 
     if shadow > 0:
         offset = np.zeros_like(local)  # the silhouette shifted down-right, no wrap-around
         offset[shift[0]:, shift[1]:] = local[:local.shape[0] - shift[0], :local.shape[1] - shift[1]]
-        win *= (1 - shadow * blur(offset.astype(np.float32), radius * 0.2))[..., None]
+        win *= (1 - shadow * box_blur(offset, radius * 0.3))[..., None]
     alpha = soft_alpha(local, sigma)
     h, w = local.shape
     win[:] = composite(win, _object_surface(rng, h, w, backdrop_mean, knobs), alpha)
@@ -69,22 +69,17 @@ def render_fit_scene(rng: np.random.Generator, height: int = FIT_SIZE, width: in
             radius = float(np.exp(rng.uniform(*log_r)))
             cy, cx = rng.uniform(0.05, 0.95) * height, rng.uniform(0.05, 0.95) * width
             shape = random_shape(rng, height, width, cy, cx, radius)
-            area = shape.sum()
-            if area >= MIN_MASK_PIXELS and (shape & occupied).sum() <= knobs.max_overlap * area:
+            ys, xs = bbox_slices(shape)  # all per-object mask work happens in this window
+            local = shape[ys, xs]
+            area = local.sum()
+            if area >= MIN_MASK_PIXELS and (local & occupied[ys, xs]).sum() <= knobs.max_overlap * area:
                 break
         else:
             continue
         _paint_object(rng, image, shape, radius, backdrop_mean, knobs)
-        masks = [m & ~shape for m in masks]  # the visible part after occlusion
+        for m in masks:  # the earlier objects' visible parts after occlusion
+            m[ys, xs] &= ~local
         masks.append(shape)
-        occupied |= shape
+        occupied[ys, xs] |= local
     image = image + uniform(rng, knobs.noise) * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(image, 0, 1), [m for m in masks if m.sum() >= MIN_MASK_PIXELS]
-
-
-def colour_contrast(image: np.ndarray, mask: np.ndarray, surround: np.ndarray) -> float:
-    """RGB distance between the mean colour inside a mask and in its surroundings (a diagnostic)."""
-    return float(np.linalg.norm(image[mask].mean(0) - image[surround].mean(0)))
-
-
-__all__ = ["FIT_SIZE", "FitKnobs", "render_fit_scene", "colour_contrast"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uncertsam_utils.data.mini_common import components, integer, resize, uniform
+from uncertsam_utils.data.mini_shapes import ellipse
 from uncertsam_utils.data.mini_textures import SCENE_PHOTOS, TEXTURE_PHOTOS, photo_crop, random_colour
 
 
@@ -98,7 +99,7 @@ def render_flare_scene(rng: np.random.Generator, height: int, width: int,
         # the light source: a saturated, slightly soft disc
         rs = uniform(rng, knobs.source_radius)
         add_spot(light, cy, cx, rs + 2, lambda d: 1.5 * np.clip((rs + 1.5 - d) / 1.5, 0, 1), np.ones(3, np.float32))
-        add_spot(source_mask[..., None], cy, cx, rs + 1, lambda d: d <= rs, True)
+        source_mask |= ellipse(height, width, cy, cx, rs, rs)
 
         # ghosts: faint discs mirrored through the image centre (reflective flare), not targets
         for _ in range(integer(rng, knobs.ghosts)):

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from uncertsam_utils.data.mini_common import fractal_noise, resize, smooth_noise
+from uncertsam_utils.data.mini_common import fractal_noise, smooth_noise
 
 # skimage.data loaders whose files ship with the wheel (checked offline with scikit-image 0.26).
 SCENE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "camera",
@@ -58,13 +58,15 @@ def colour_jitter(rng: np.random.Generator, image: np.ndarray, strength: float =
     """Random hue rotation, saturation, per-channel gain and brightness; ``strength`` scales all."""
     if strength <= 0:
         return np.asarray(image, np.float32)
-    grey = image.mean(axis=-1, keepdims=True)
+    # saturation, hue rotation and channel gains are all linear: compose them into one 3x3 matrix
     saturation = 1.0 + strength * rng.uniform(-0.5, 0.5)
-    out = grey + (image - grey) * saturation
-    out = out @ hue_rotation(strength * rng.uniform(-np.pi, np.pi)).T
-    gains = 1.0 + strength * rng.uniform(-0.2, 0.2, size=3)
-    out = out * gains.astype(np.float32) + strength * rng.uniform(-0.12, 0.12)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    to_saturated = saturation * np.eye(3, dtype=np.float32) + (1 - saturation) / 3.0
+    rotation = hue_rotation(strength * rng.uniform(-np.pi, np.pi))
+    gains = np.diag(1.0 + strength * rng.uniform(-0.2, 0.2, size=3)).astype(np.float32)
+    matrix = (gains @ rotation @ to_saturated).T.astype(np.float32)
+    offset = np.float32(strength * rng.uniform(-0.12, 0.12))
+    out = np.asarray(image, np.float32) @ matrix + offset
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def photo_crop(rng: np.random.Generator, height: int, width: int, names=SCENE_PHOTOS + TEXTURE_PHOTOS,

@@ -22,7 +22,7 @@ from uncertsam_utils.data.mini_textures import photo_crop, random_colour, surfac
 class ThinKnobs:
     kinds: tuple[str, ...] = ("tree", "bicycle", "lattice")  # object families (see FAMILIES)
     objects: tuple[int, int] = (1, 2)             # target objects per image, side by side
-    stroke_px: tuple[float, float] = (2.0, 6.0)   # width of the thin parts in native pixels: the main knob
+    stroke_px: tuple[float, float] = (3.0, 9.0)   # width of the thin parts in native pixels: the main knob
     extent: tuple[float, float] = (0.55, 0.9)     # object height as a share of the image height
     detail: tuple[int, int] = (3, 5)              # intricacy: branching depth, spokes, bars, hairs, legs
     contrast: tuple[float, float] = (0.25, 0.6)   # RGB distance of object colour from the backdrop mean

@@ -13,6 +13,7 @@ torch is imported inside the functions so that importing the data layer stays ch
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -24,8 +25,9 @@ _CHUNK_BYTES = 256 * 2**20
 # Margins that make the fast decisions safe against float32 rounding in torch (errors are ~1e-6).
 _PROOF_MARGIN = 1e-3
 _TIE_BAND = 1e-4
-# Above this many multiply-adds the exact crop computation is slower than one torch resize.
-_CROP_COST_LIMIT = 2e7
+# The exact crop computation is used while its multiply-adds stay under this many times the pixels a
+# full torch resize touches (H*W + size*size); beyond that, torch is faster.
+_CROP_COST_FACTOR = 2.0
 
 
 def resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
@@ -64,26 +66,52 @@ def boxes_from_masks(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return boxes, empty
 
 
-@lru_cache(maxsize=16)
-def _axis_weights(in_size: int, out_size: int):
-    """torch's own 1-D weights of the antialiased bilinear resize along one axis, read off by resizing
-    unit impulses: row i of the (out_size, in_size) matrix holds the weights of output pixel i."""
-    import torch
-    import torch.nn.functional as F
+@dataclass(frozen=True)
+class _AxisWeights:
+    """The 1-D weights of torch's antialiased bilinear resize along one axis, banded: output pixel i
+    reads input pixels ``first[i] + k`` with weight ``band[i, k]``."""
 
-    weights = np.empty((out_size, in_size), dtype=np.float64)
-    block = 256
-    for start in range(0, in_size, block):
-        stop = min(start + block, in_size)
-        impulses = torch.zeros((1, stop - start, in_size, 1), dtype=torch.float32)
-        impulses[0, torch.arange(stop - start), torch.arange(start, stop), 0] = 1.0
-        resized = F.interpolate(impulses, size=(out_size, 1), mode="bilinear", align_corners=False, antialias=True)
-        weights[:, start:stop] = resized[0, :, :, 0].numpy().T
-    nonzero = weights != 0
-    first = nonzero.argmax(axis=1)                               # support of each output pixel
-    last = in_size - 1 - nonzero[:, ::-1].argmax(axis=1)
-    weights.setflags(write=False)
-    return weights, weights.sum(axis=0), first, last
+    first: np.ndarray     # (out,) int64
+    band: np.ndarray      # (out, K) float64, zero past each pixel's support
+    colsum: np.ndarray    # (in,) total weight each input pixel gives to all outputs
+    lo: np.ndarray        # (out,) first input pixel with nonzero weight
+    hi: np.ndarray        # (out,) last input pixel with nonzero weight
+
+    def dense(self, rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Rows ``rows`` of the full (out, in) weight matrix, input columns start..stop inclusive."""
+        cols = self.first[rows, None] + np.arange(self.band.shape[1])
+        vals = self.band[rows]
+        keep = (cols >= start) & (cols <= stop) & (vals != 0)
+        out = np.zeros((rows.size, stop - start + 1))
+        r, k = np.nonzero(keep)
+        out[r, cols[r, k] - start] = vals[r, k]
+        return out
+
+
+@lru_cache(maxsize=64)
+def _axis_weights(in_size: int, out_size: int) -> _AxisWeights:
+    # The same formula as ATen's antialiased bilinear kernel (upsample_bilinear2d_aa, align_corners=False):
+    # output i is centred at scale*(i+0.5) in input coordinates; a triangle filter of half-width
+    # max(scale, 1) is sampled at the input pixel centres inside [centre - support, centre + support],
+    # truncated to the image and normalised to sum 1. The tests compare it with torch's impulse responses.
+    scale = in_size / out_size
+    support = scale if scale >= 1.0 else 1.0
+    inv_scale = 1.0 / scale if scale >= 1.0 else 1.0
+    width = int(np.ceil(support)) * 2 + 1
+    centre = scale * (np.arange(out_size) + 0.5)
+    first = np.maximum(np.trunc(centre - support + 0.5), 0).astype(np.int64)
+    count = np.clip(np.minimum(np.trunc(centre + support + 0.5).astype(np.int64), in_size) - first, 0, width)
+    k = np.arange(width)
+    band = np.clip(1.0 - np.abs((first[:, None] + k - centre[:, None] + 0.5) * inv_scale), 0.0, None)
+    band[k[None, :] >= count[:, None]] = 0.0
+    total = band.sum(axis=1, keepdims=True)
+    band = np.divide(band, total, out=np.zeros_like(band), where=total != 0)
+    nonzero = band > 0
+    lo = first + nonzero.argmax(axis=1)
+    hi = first + width - 1 - nonzero[:, ::-1].argmax(axis=1)
+    cols = (first[:, None] + k)[nonzero]
+    colsum = np.bincount(cols, weights=band[nonzero], minlength=in_size)[:in_size]
+    return _AxisWeights(first, band, colsum, lo, hi)
 
 
 class ResizeSurvival:
@@ -96,7 +124,7 @@ class ResizeSurvival:
        only the output pixels whose support meets the mask's box can be nonzero. If the total exceeds
        half their number, one of them exceeds 0.5.
     2. Otherwise the same product restricted to the box crop (cheap for small masks, float64).
-    3. Values within a hair of 0.5, or crops too big for 2, go through torch itself.
+    3. Values within a hair of 0.5, or crops too big for 2 to be quicker, go through torch itself.
     """
 
     def __init__(self, size: int):
@@ -105,14 +133,10 @@ class ResizeSurvival:
     def survives(self, rle: ParsedRle) -> bool:
         if rle.area == 0:
             return False
-        from uncertsam_utils.data.rle import decode_masks
+        from uncertsam_utils.data.rle import decode_box, decode_masks
 
-        def crop():
-            y0, x0, y1, x1 = rle.bbox
-            return decode_masks([rle])[0, y0:y1 + 1, x0:x1 + 1]
-
-        return self._decide(rle.height, rle.width, rle.area, rle.bbox, crop,
-                            lambda: decode_masks([rle]))
+        return self._decide(rle.height, rle.width, rle.area, rle.bbox,
+                            lambda: decode_box(rle, *rle.bbox), lambda: decode_masks([rle]))
 
     def survives_mask(self, mask: np.ndarray) -> bool:
         """The same decision for a dense (H, W) bool mask."""
@@ -127,19 +151,17 @@ class ResizeSurvival:
 
     def _decide(self, height, width, area, bbox, crop, full) -> bool:
         y0, x0, y1, x1 = bbox
-        wh, colsum_h, first_h, last_h = _axis_weights(height, self.size)
-        ww, colsum_w, first_w, last_w = _axis_weights(width, self.size)
-        rows = np.flatnonzero((first_h <= y1) & (last_h >= y0))   # outputs that can see the box
-        cols = np.flatnonzero((first_w <= x1) & (last_w >= x0))
-        lower_total = area * colsum_h[y0:y1 + 1].min() * colsum_w[x0:x1 + 1].min()
+        along_h, along_w = _axis_weights(height, self.size), _axis_weights(width, self.size)
+        rows = np.flatnonzero((along_h.lo <= y1) & (along_h.hi >= y0))   # outputs that can see the box
+        cols = np.flatnonzero((along_w.lo <= x1) & (along_w.hi >= x0))
+        lower_total = area * along_h.colsum[y0:y1 + 1].min() * along_w.colsum[x0:x1 + 1].min()
         if lower_total > (0.5 + _PROOF_MARGIN) * rows.size * cols.size:
             return True
         bh, bw = y1 - y0 + 1, x1 - x0 + 1
         cost = min(rows.size * bh * bw + rows.size * bw * cols.size,
                    bh * bw * cols.size + rows.size * bh * cols.size)
-        if cost <= _CROP_COST_LIMIT:
-            patch = crop().astype(np.float64)
-            out = wh[np.ix_(rows, np.arange(y0, y1 + 1))] @ patch @ ww[np.ix_(cols, np.arange(x0, x1 + 1))].T
+        if cost <= _CROP_COST_FACTOR * (height * width + self.size * self.size):
+            out = along_h.dense(rows, y0, y1) @ crop().astype(np.float64) @ along_w.dense(cols, x0, x1).T
             peak = float(out.max())
             if peak > 0.5 + _TIE_BAND:
                 return True

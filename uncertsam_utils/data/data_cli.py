@@ -1,0 +1,126 @@
+"""``uncertsam data ...``: download the benchmark, import a native dataset, inspect a layout folder
+(and ``mini``, the synthetic benchmark, contributed by :mod:`uncertsam_utils.data.mini`)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from uncertsam_utils.data.names import DATASETS, SPLITS
+
+
+def _download(args) -> int:
+    from uncertsam_utils.cli import UserError
+    from uncertsam_utils.data.download import DownloadError, download_benchmark
+
+    try:
+        statuses = download_benchmark(args.out, args.datasets, args.splits, timeout=args.timeout,
+                                      keep_archives=not args.delete_archives)
+    except DownloadError as err:
+        raise UserError(str(err)) from err
+    for status in statuses:
+        print(f"{status.dataset}/{status.split}: {status.action}, {status.images} images, {status.masks} masks")
+        if "skipped" in status.report.splitlines()[0]:
+            print(status.report)
+    return 0
+
+
+def _import(args) -> int:
+    from uncertsam_utils.cli import UserError
+    from uncertsam_utils.data.errors import DataError
+    from uncertsam_utils.data.importers import import_dataset
+
+    options = {"overwrite": args.overwrite}
+    if args.min_area is not None:
+        options["min_area"] = args.min_area
+    if args.include_noncam:
+        if args.name != "COD10K-v3":
+            raise UserError("--include-noncam only applies to COD10K-v3")
+        options["include_noncam"] = True
+    if not Path(args.src).is_dir():
+        raise UserError(f"{args.src}: source folder not found")
+    try:
+        result = import_dataset(args.name, args.src, args.out, seed=args.seed, **options)
+    except DataError as err:
+        raise UserError(str(err)) from err
+    print(result.summary())
+    return 0
+
+
+def _inspect(args) -> int:
+    from uncertsam_utils.cli import UserError
+    from uncertsam_utils.data.errors import DataError
+    from uncertsam_utils.data.layout import SplitReader, list_datasets, list_splits
+
+    root = Path(args.root)
+    datasets = [args.dataset] if args.dataset else list_datasets(root)
+    if not datasets:
+        raise UserError(f"{root}: no dataset folders in the UncertSAM layout (<dataset>/<split>/annotations/dataset.json)")
+    thresholds = {} if args.min_mask_pixels is None else {"min_mask_pixels": args.min_mask_pixels}
+    failures = []
+    for dataset in datasets:
+        splits = [args.split] if args.split else list_splits(root, dataset)
+        if not splits:
+            failures.append(f"{root / dataset}: no splits")
+        for split in splits:
+            try:
+                reader = SplitReader(root, dataset, split, **thresholds)
+                if args.check_images:
+                    reader.check_images()
+            except DataError as err:
+                failures.append(str(err))
+                print(f"{dataset}/{split}: ERROR {err}")
+                continue
+            print(reader.report.summary())
+    if failures:
+        raise UserError(f"{len(failures)} problem(s) found; the first: {failures[0]}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="download, import and inspect benchmark data")
+    data_sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    download = data_sub.add_parser(
+        "download", help="fetch the UncertSAM benchmark from Hugging Face, extract and verify it",
+        description="Fetch <dataset>/<split>.tar.gz from the Hugging Face dataset JesseBrouw/UncertSAM "
+                    "(token: HF_TOKEN or `hf auth login`), extract it safely and verify it. Re-running "
+                    "resumes and skips what is already verified; archives copied there by hand are used.")
+    download.add_argument("--out", required=True, type=Path, help="benchmark root folder")
+    download.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS, metavar="NAME",
+                          help=f"default: all ({' '.join(DATASETS)})")
+    download.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, metavar="SPLIT",
+                          help="default: train val test")
+    download.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    download.add_argument("--delete-archives", action="store_true", help="remove each .tar.gz once verified")
+    download.set_defaults(handler=_download)
+
+    imp = data_sub.add_parser("import", help="convert a native dataset into the UncertSAM layout",
+                              description="Convert a native dataset (see uncertsam_utils/data/importers/) "
+                                          "into <out>/<NAME>/{train,val,test}.")
+    imp.add_argument("name", choices=DATASETS, metavar="NAME", help=" | ".join(DATASETS))
+    imp.add_argument("--src", required=True, type=Path, help="the native dataset's folder")
+    imp.add_argument("--out", required=True, type=Path, help="benchmark root folder to write into")
+    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
+    imp.add_argument("--min-area", type=int, help="smallest instance in source pixels (default: the importers' 32)")
+    imp.add_argument("--overwrite", action="store_true", help="replace splits that already exist")
+    imp.add_argument("--include-noncam", action="store_true", help="COD10K-v3: also the non-camouflaged images")
+    imp.set_defaults(handler=_import)
+
+    inspect = data_sub.add_parser("inspect", help="count images and masks and list what the reader skips")
+    inspect.add_argument("root", type=Path, help="benchmark root folder")
+    inspect.add_argument("--dataset", help="only this dataset folder")
+    inspect.add_argument("--split", help="only this split folder")
+    inspect.add_argument("--min-mask-pixels", type=int, help="reader threshold (default: the reader's 8)")
+    inspect.add_argument("--check-images", action="store_true", help="also decode every image (slow)")
+    inspect.set_defaults(handler=_inspect)
+
+    # `uncertsam data mini` lives with the generator; it is added only if that module provides it.
+    try:
+        mini = importlib.import_module("uncertsam_utils.data.mini")
+    except ModuleNotFoundError as err:
+        if err.name != "uncertsam_utils.data.mini":     # a real import error inside mini: show it
+            raise
+        return
+    if hasattr(mini, "add_mini_parser"):
+        mini.add_mini_parser(data_sub)

@@ -1,0 +1,39 @@
+"""Importers from the eight native datasets into the UncertSAM layout, one module per source.
+
+``import_dataset(name, src, out)`` converts the native dataset at ``src`` into
+``<out>/<name>/{train,val,test}`` (``name`` is the benchmark's folder name, see ``IMPORTERS``).
+Each module's docstring gives the source layout it expects, its instance rule and its split plan;
+:mod:`uncertsam_utils.data.importers.base` documents what they share (split assignment, image ids,
+minimum area, the manifest).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from uncertsam_utils.data.importers import big, cod10k, coift, flare7k, istd, msd_spleen, sbu, trans10k
+from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, ImportResult
+
+IMPORTERS: dict[str, Callable[..., ImportResult]] = {
+    "BIG": big.import_big,
+    "COIFT": coift.import_coift,
+    "COD10K-v3": cod10k.import_cod10k,
+    "MSD_Spleen": msd_spleen.import_msd_spleen,
+    "ISTD": istd.import_istd,
+    "SBU-shadow": sbu.import_sbu,
+    "Flare7K": flare7k.import_flare7k,
+    "Trans10K": trans10k.import_trans10k,
+}
+
+
+def import_dataset(name: str, src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, **options) -> ImportResult:
+    """Convert the native dataset ``name`` at ``src`` into ``<out>/<name>/<split>``.
+
+    ``options`` are importer-specific (``overwrite``; COD10K-v3: ``include_noncam``; MSD_Spleen: ``window``).
+    """
+    if name not in IMPORTERS:
+        raise ValueError(f"no importer for {name!r}; available: {', '.join(IMPORTERS)}")
+    return IMPORTERS[name](src, out, seed=seed, min_area=min_area, **options)
+
+
+__all__ = ["DEFAULT_MIN_AREA", "IMPORTERS", "ImportResult", "import_dataset"]

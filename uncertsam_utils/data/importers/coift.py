@@ -1,0 +1,42 @@
+"""COIFT (Mansilla & Miranda, ICIP 2016; as redistributed in HQSeg-44K) -> the UncertSAM layout.
+
+Source layout (``src`` = the ``COIFT`` folder)::
+
+    images/<name>.jpg   masks/<name>.png   (280 images; list/ if present is ignored)
+
+Masks are read as binary (>= 128, as HQ-SAM does) and each is one object, kept whole: COIFT is a
+thin-object set and legs, wires and branches must not be cut into separate instances. Splits: 70/10/20
+by image (COIFT is a test-only set natively).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from uncertsam_utils.data.errors import DataError
+from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, POOLED, ImportResult, Loaded, SourceImage, run_import
+from uncertsam_utils.data.importers.readers import list_files, read_binary_mask, read_rgb, require_dir
+
+NAME = "COIFT"
+PLAN = {"all": POOLED}
+
+
+def find_sources(src: Path) -> list[SourceImage]:
+    images = require_dir(src / "images", "COIFT images")
+    masks = require_dir(src / "masks", "COIFT masks")
+    sources = []
+    for image_path in list_files(images):
+        mask_path = masks / f"{image_path.stem}.png"
+        if not mask_path.is_file():
+            raise DataError(f"{image_path}: no mask {mask_path}")
+        sources.append(SourceImage(image_path.name, image_path.name, "all", _loader(image_path, mask_path)))
+    return sources
+
+
+def _loader(image_path: Path, mask_path: Path):
+    return lambda: Loaded(read_rgb(image_path), [read_binary_mask(mask_path)], split_components=False)
+
+
+def import_coift(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
+    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+                      overwrite=overwrite)

@@ -1,0 +1,54 @@
+"""ISTD (Wang et al., CVPR 2018) -> the UncertSAM layout.
+
+Source layout (``src`` = the folder holding ``train/`` and ``test/``, e.g. ``ISTD_Dataset``)::
+
+    train/train_A/<name>.png   shadow image        train/train_B/<name>.png   shadow mask (0/255)
+    test/test_A/<name>.png                          test/test_B/<name>.png
+    (train_C / test_C, the shadow-free images, are not needed)
+
+Instances: 8-connected components of the shadow mask (the paper's Fig. 2 shows separate blobs as
+separate masks). Splits: native test -> test; native train -> train/val 90/10 by *scene*, the part of
+the name before the first '-' (ISTD photographs each scene several times; keeping a scene in one
+split avoids near-duplicates across train and val).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from uncertsam_utils.data.errors import DataError
+from uncertsam_utils.data.importers.base import (CARVE_VAL, DEFAULT_MIN_AREA, ImportResult, Loaded, SourceImage,
+                                                 run_import)
+from uncertsam_utils.data.importers.readers import list_files, read_binary_mask, read_rgb, require_dir
+
+NAME = "ISTD"
+PLAN = {"train": CARVE_VAL, "test": {"test": 1.0}}
+
+
+def find_sources(src: Path) -> list[SourceImage]:
+    sources = []
+    for native in ("train", "test"):
+        images = require_dir(src / native / f"{native}_A", "ISTD shadow images")
+        masks = require_dir(src / native / f"{native}_B", "ISTD shadow masks")
+        for image_path in list_files(images):
+            mask_path = _mask_for(image_path, masks)
+            scene = image_path.stem.split("-")[0]
+            sources.append(SourceImage(f"{native}/{image_path.name}", scene, native,
+                                       _loader(image_path, mask_path)))
+    return sources
+
+
+def _mask_for(image_path: Path, masks: Path) -> Path:
+    for candidate in (masks / image_path.name, masks / f"{image_path.stem}.png"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{image_path}: no shadow mask {masks / image_path.name}")
+
+
+def _loader(image_path: Path, mask_path: Path):
+    return lambda: Loaded(read_rgb(image_path), [read_binary_mask(mask_path)], split_components=True)
+
+
+def import_istd(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
+    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+                      overwrite=overwrite)

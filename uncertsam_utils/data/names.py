@@ -1,0 +1,5 @@
+"""The benchmark's dataset and split folder names, exactly as the published release spells them
+(case- and hyphen-sensitive). Kept free of imports so the CLI can use them cheaply."""
+
+DATASETS = ("BIG", "COIFT", "COD10K-v3", "MSD_Spleen", "ISTD", "SBU-shadow", "Flare7K", "Trans10K")
+SPLITS = ("train", "val", "test")
