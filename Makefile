@@ -19,13 +19,16 @@ export PYTHONHASHSEED := 0
 
 env: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml binder/overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first: sam2 builds against it without build isolation (see README, "Install").
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	SAM2_BUILD_CUDA=0 $(BIN)/pip install --no-build-isolation -r requirements.txt
 	$(BIN)/pip install --no-build-isolation --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (uncertsam)" >/dev/null
+	# JupyterLab opens the jupytext .py notebooks as notebooks (binder/postBuild installs the same file).
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 # Unit tests, then every notebook executed by nbval with the smoke profile (outputs go to
