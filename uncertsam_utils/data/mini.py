@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -153,8 +154,10 @@ def generator_fingerprint() -> str:
     import skimage
 
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("mini*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    # the renderers (this orchestration module and the diagnostics do not change any pixel)
+    for path in sorted(Path(__file__).parent.glob("mini_*.py")):
+        if path.name != "mini_diagnostics.py":
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(f"numpy {np.__version__} pillow {PIL.__version__} skimage {skimage.__version__}".encode())
     return digest.hexdigest()[:16]
 
@@ -233,19 +236,38 @@ def ensure_mini(root: Path | None = None, seed: int = 0, *, fit_sizes: Sequence[
     if read_marker(root) == wanted:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        generate_mini(tmp, seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes, progress=progress,
-                      workers=workers, domains=domains)
-        if read_marker(root) == wanted:  # another process finished first
+    with _generation_lock(root.parent / f".{root.name}.lock"):
+        if read_marker(root) == wanted:  # another process generated it while we waited
             return root
-        if root.exists():  # stale or incomplete: replace it
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
+        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            generate_mini(tmp, seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes, progress=progress,
+                          workers=workers, domains=domains)
+            if root.exists():  # stale or incomplete: replace it
+                shutil.rmtree(root)
+            os.replace(tmp, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+@contextmanager
+def _generation_lock(path: Path):
+    """An exclusive lock across processes: on a shared machine a second caller waits for the first
+    generation instead of running its own. Without ``fcntl`` (Windows) there is no lock; the
+    temporary-folder rename still keeps the result consistent."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------------------- CLI
