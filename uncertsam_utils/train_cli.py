@@ -1,0 +1,203 @@
+"""``uncertsam train ...``: train the project's own models.
+
+One subcommand per model, each added by a ``_add_*`` function listed in ``SUBCOMMANDS``
+(later: ``varnet``, ``fusion``). Handlers import torch and the training code lazily, so
+``uncertsam --help`` stays fast.
+
+* ``uncertsam train nano --data DIR --out FILE [--seed 0] [--steps N] [--resume]``: the nano SAM-2
+  on ``DIR/fit/train`` (default DIR: the UncertSAM-mini cache, generated if missing).
+* ``uncertsam train nano-card [--data DIR] [--checkpoint FILE]``: evaluate it box-only on the fit
+  test split and on every test domain; writes ``tables/nano_sam2_card.{md,csv}``.
+* ``uncertsam train varnet --data DIR --model NAME [--checkpoint FILE] --out FILE [--epochs N]
+  [--seed 0] [--resume]``: the variance network's head on ``DIR/fit/train`` (SAM-2 frozen),
+  selected on ``DIR/fit/val``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+
+def _data_root(args) -> Path:
+    from .cli import UserError
+
+    if args.data is None:
+        from .data.mini import ensure_mini
+
+        return ensure_mini(seed=args.data_seed)
+    root = Path(args.data).expanduser()
+    if not (root / "fit").is_dir():
+        raise UserError(f"{root} has no fit/ folder; pass a UncertSAM-mini root (e.g. the output of "
+                        "`uncertsam data mini`) or leave out --data to use the default one")
+    return root
+
+
+def _nano_command(args, root: Path, out: Path) -> str:
+    """The canonical command that reproduces this run (recorded in the weights' JSON)."""
+    data = ["--data", str(root)] if args.data is not None else (["--data-seed", str(args.data_seed)] if args.data_seed else [])
+    parts = ["uncertsam", "train", "nano", *data, "--out", str(out),
+             "--seed", str(args.seed), "--steps", str(args.steps), "--threads", str(args.threads)]
+    return shlex.join(parts)
+
+
+def _nano(args) -> int:
+    # Idle OpenMP threads sleep instead of spinning: on a shared machine spinning threads make
+    # multi-threaded steps several times slower. Only effective before torch starts its pool.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .cli import UserError
+    from .model.train_nano import DEFAULT_STEPS, resume_path, train_from_root
+
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS
+    if args.steps < 1:
+        raise UserError("--steps must be at least 1")
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    out = Path(args.out).expanduser()
+    if out.suffix != ".pt":
+        raise UserError(f"--out must name a .pt file, got {out}")
+    if out.exists() and not args.resume and not args.force:
+        raise UserError(f"{out} exists; pass --force to overwrite it")
+    if not args.resume and resume_path(out).exists():
+        raise UserError(f"{resume_path(out)} exists from an interrupted run; pass --resume to continue it "
+                        "or delete it to start over")
+    if args.resume and not resume_path(out).exists() and out.exists():
+        raise UserError(f"nothing to resume: {out} is complete (no {resume_path(out).name}); "
+                        "pass --force without --resume to train it again")
+    root = _data_root(args)
+    try:
+        result = train_from_root(root, out, seed=args.seed, steps=args.steps, resume=args.resume,
+                                 command=_nano_command(args, root, out), progress=not args.quiet,
+                                 threads=args.threads)
+    except ValueError as err:  # a resume file of another run, unreadable data
+        raise UserError(str(err)) from err
+    record = result.record
+    print(f"{out}: {record['steps']} steps in {record['train_seconds'] / 60:.1f} min "
+          f"({record['seconds_per_step']} s/step); final val mIoU "
+          f"{record['validation'][-1]['miou']:.4f}" if record["validation"] else f"{out} written")
+    return 0
+
+
+def _nano_card(args) -> int:
+    from .cli import UserError
+    from .model.nano_card import nano_card
+
+    root = _data_root(args)
+    try:
+        md, rows = nano_card(root, args.checkpoint, out_dir=args.out_dir, progress=not args.quiet)
+    except (FileNotFoundError, ValueError) as err:
+        raise UserError(str(err)) from err
+    for row in rows:
+        print(f"  {row['dataset']:<28} {row['masks']:>5} masks  mIoU {row['miou']:.4f}  mBIoU {row['mbiou']:.4f}")
+    print(md)
+    return 0
+
+
+def _add_data_arguments(parser) -> None:
+    parser.add_argument("--data", default=None,
+                        help="a UncertSAM-mini root containing fit/ (default: the cached benchmark, generated if missing)")
+    parser.add_argument("--data-seed", type=int, default=0, help="generator seed of the default benchmark (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_nano(models) -> None:
+    parser = models.add_parser(
+        "nano", help="train the nano SAM-2 from scratch on the UncertSAM-mini fit set",
+        description="Train the nano SAM-2 (configs/nano_sam2_256.yaml) from scratch on <data>/fit/train with box "
+                    "(and sometimes point) prompts and the dense-box curriculum. Deterministic: the same command, "
+                    "seed and thread count give the same weights. Writes --out ({'model': state_dict}) and "
+                    "--out with .json (SHA-256, seed, steps, time, command, data); checkpoints to <out>.resume.pt.")
+    parser.add_argument("--out", required=True, help="output weights (.pt); the shipped file is "
+                        "uncertsam_utils/model/weights/nano_sam2_256.pt")
+    _add_data_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="model-init and data-sampling seed (default 0)")
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the shipped recipe's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the shipped "
+                        "weights were trained; results are bit-identical only for the same thread count)")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.set_defaults(handler=_nano)
+
+
+def _add_nano_card(models) -> None:
+    parser = models.add_parser(
+        "nano-card", help="evaluate the nano SAM-2 box-only and write tables/nano_sam2_card.{md,csv}",
+        description="Box-only mIoU / mBIoU of the nano SAM-2 on <data>/fit/test and every test domain's test split.")
+    _add_data_arguments(parser)
+    parser.add_argument("--checkpoint", default=None, help="weights to evaluate (default: the shipped nano weights)")
+    parser.add_argument("--out-dir", type=Path, default=None, help="where to write the card (default: tables/)")
+    parser.set_defaults(handler=_nano_card)
+
+
+def _varnet_command(args, root: Path, out: Path) -> str:
+    """The canonical command that reproduces this run (recorded in the head file)."""
+    parts = ["uncertsam", "train", "varnet", "--data", str(root), "--model", args.model, "--out", str(out),
+             "--seed", str(args.seed), "--threads", str(args.threads)]
+    parts += ["--checkpoint", str(args.checkpoint)] if args.checkpoint is not None else []
+    parts += ["--epochs", str(args.epochs)] if args.epochs is not None else []
+    return shlex.join(parts)
+
+
+def _varnet(args) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see _nano
+    import torch
+
+    from .cli import UserError
+    from .uq.varnet_training import resume_path, train_from_root
+
+    out = Path(args.out).expanduser()
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    if out.exists() and not args.resume and not args.force:
+        raise UserError(f"{out} exists; pass --force to overwrite it")
+    if not args.resume and resume_path(out).exists():
+        raise UserError(f"{resume_path(out)} exists from an interrupted run; pass --resume to continue it "
+                        "or delete it to start over")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.resume and not resume_path(out).exists() and out.exists():
+        raise UserError(f"nothing to resume: {out} is complete (no {resume_path(out).name}); "
+                        "pass --force without --resume to train it again")
+    root = _data_root(args)
+    try:
+        result = train_from_root(root, out, model=args.model, checkpoint=args.checkpoint, epochs=args.epochs,
+                                 seed=args.seed, resume=args.resume, device=args.device, progress=not args.quiet,
+                                 command=_varnet_command(args, root, out))
+    except (FileNotFoundError, ValueError) as err:  # missing weights, another run's resume file, bad data
+        raise UserError(str(err)) from err
+    record = result.record
+    print(f"{out}: best epoch {result.best_epoch} of {len(result.history)}, val loss {record['best_val_loss']:.4f}, "
+          f"val Pearson(s, |y-p|) {record['best_val_pearson']:.3f}; {record['train_seconds'] / 60:.1f} min")
+    return 0
+
+
+def _add_varnet(models) -> None:
+    parser = models.add_parser(
+        "varnet", help="train the variance network's head (SAM-2 frozen) on a fit set",
+        description="Train the variance network's head (paper §3.4) on <data>/fit/train with jittered box prompts, "
+                    "keeping the epoch with the lowest loss on <data>/fit/val. SAM-2 stays frozen; --out holds only "
+                    "the head and the identity of the model it belongs to. Checkpoints to <out>.resume.pt.")
+    parser.add_argument("--out", required=True, help="the head file to write (.pt)")
+    _add_data_arguments(parser)
+    parser.add_argument("--model", default="nano", help="registry name (default: nano)")
+    parser.add_argument("--checkpoint", default=None, help="model weights (default: the model's own; 'random' for tests)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, VarnetTrainConfig)")
+    parser.add_argument("--seed", type=int, default=0, help="head-init and sampling seed (default 0)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2; 0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.set_defaults(handler=_varnet)
+
+
+# Each entry adds one ``uncertsam train <model>`` subcommand; later issues append theirs.
+SUBCOMMANDS = [_add_nano, _add_nano_card, _add_varnet]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train the project's own models (nano SAM-2, ...)")
+    models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
+    for add in SUBCOMMANDS:
+        add(models)
