@@ -2,6 +2,18 @@
 
 Timed unit tests are flaky on shared machines; ratios measured side by side are not. Each case
 is run ``repeats`` times after one warm-up and its median is reported.
+
+- ``bench core``: encode once + batched decode against a plain prediction;
+- ``bench uq``: each registered uncertainty method's time per image against the baseline.
+
+Two CPU effects that move the ratios (measured on the 2-core development machine):
+- with other jobs on the cores, torch's default OpenMP threads spin-wait on each other and
+  every time inflates several-fold; ``--threads 1`` gives steadier numbers there;
+- glibc serves allocations over 32 MB with fresh ``mmap`` pages and returns them on free, so a
+  large batch (e.g. the 30 prompts of prompt perturbation at 1024 px) pays kernel page-zeroing
+  time on every call that smaller batches do not. Running with
+  ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` (or jemalloc/tcmalloc) keeps freed
+  memory for reuse and removes that cost for every method alike.
 """
 
 from __future__ import annotations
@@ -79,7 +91,8 @@ def bench_core(model_name: str = "sam2.1_hiera_tiny", checkpoint: str | None = "
     return [Timing(loaded.label, case, s, s / base) for case, s in seconds.items()]
 
 
-def write_csv(rows: list[Timing], path: Path) -> None:
+def write_csv(rows: list, path: Path) -> None:
+    """One row per dataclass instance in ``rows``, columns in field order."""
     import pandas as pd
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,11 +107,117 @@ def format_rows(rows: list[Timing]) -> str:
     return "\n".join(lines)
 
 
-def _run_core(args) -> int:
-    if args.threads:
+# -------------------------------------------------------------------------------- bench uq
+DEFAULT_UQ_MODELS = ("sam2.1_hiera_tiny", "nano")
+
+
+@dataclass
+class MethodTiming:
+    model: str
+    method: str
+    seconds_per_image: float
+    ratio_to_baseline: float
+
+
+def load_bench_model(name: str, device: str = "cpu"):
+    """Official models with random weights (timing does not depend on them); the nano model with its
+    shipped weights when the file exists, else random weights (the label says which)."""
+    from .model import load_model
+    from .model.checkpoints import NANO_WEIGHTS
+
+    if name == "nano" and NANO_WEIGHTS.is_file():
+        return load_model(name, None, device=device)
+    return load_model(name, "random", device=device)
+
+
+def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, seed: int = 0) -> list[MethodTiming]:
+    """Median seconds per image of each method on one model, with the baseline measured alongside.
+
+    Every call sees a new image, so the predictor's encoding cache never hits and each time
+    includes the encoder passes a new image costs. Methods are interleaved within each repeat,
+    so load from other jobs on a shared machine hits them alike."""
+    import torch
+
+    from .model import Predictor
+    from .uq import METHODS, image_generator
+
+    names = ["baseline", *[n for n in method_names if n != "baseline"]]
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; registered: {', '.join(METHODS)}")
+    predictor = Predictor(loaded.model)
+    size = predictor.image_size
+    methods = {n: METHODS[n].for_benchmark(loaded, torch.Generator().manual_seed(seed)) for n in names}
+    boxes = bench_boxes(objects, size, seed)
+    images = [bench_image(size, seed + i) for i in range(repeats + 1)]
+
+    def run(name: str, index: int) -> None:
+        methods[name].predict(predictor, images[index], boxes, generator=image_generator(seed, "bench", index))
+
+    times: dict[str, list[float]] = {n: [] for n in names}
+    with torch.inference_mode():
+        for name in names:
+            run(name, 0)  # warm-up: first calls allocate and pick kernels
+        for index in range(1, repeats + 1):
+            for name in names:
+                start = time.perf_counter()
+                run(name, index)
+                times[name].append(time.perf_counter() - start)
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    base = medians["baseline"]
+    rows = [MethodTiming(loaded.label, n, medians[n], medians[n] / base) for n in names]
+    if "laplace" in names:  # fitting the Laplace posterior, per image (one pass, closed-form curvature)
+        from .uq.laplace_posterior import fit_seconds_per_image
+
+        fit = fit_seconds_per_image(loaded, images=repeats, seed=seed)
+        rows.append(MethodTiming(loaded.label, "laplace-fit", fit, fit / base))
+    return rows
+
+
+def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeats: int = 5, device: str = "cpu", seed: int = 0) -> list[MethodTiming]:
+    """``bench_uq_model`` for each model; ``methods`` None means every registered method."""
+    from .uq import METHODS
+
+    names = list(METHODS) if methods is None else list(methods)
+    rows: list[MethodTiming] = []
+    for model_name in models:
+        loaded = load_bench_model(model_name, device)
+        rows += bench_uq_model(loaded, names, objects=objects, repeats=repeats, seed=seed)
+    return rows
+
+
+def format_uq_rows(rows: list[MethodTiming]) -> str:
+    lines = []
+    for model in dict.fromkeys(r.model for r in rows):
+        lines.append(f"model: {model}")
+        lines += [
+            f"  {r.method:<12} {r.seconds_per_image:8.3f} s/image   {r.ratio_to_baseline:5.2f}x baseline"
+            for r in rows
+            if r.model == model
+        ]
+    return "\n".join(lines)
+
+
+def _set_threads(threads: int) -> None:
+    if threads:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
+
+
+def _run_uq(args) -> int:
+    _set_threads(args.threads)
+    methods = None if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
+    rows = bench_uq(args.models.split(","), methods, objects=args.objects, repeats=args.repeats, device=args.device, seed=args.seed)
+    print(format_uq_rows(rows))
+    if args.out:
+        write_csv(rows, Path(args.out))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _run_core(args) -> int:
+    _set_threads(args.threads)
     rows = bench_core(args.model, args.checkpoint, boxes=args.boxes, repeats=args.repeats, device=args.device)
     print(format_rows(rows))
     if args.out:
@@ -119,3 +238,17 @@ def register(subparsers) -> None:
     core.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     core.add_argument("--out", help="also write the figures as CSV (model, case, seconds, ratio_to_plain)")
     core.set_defaults(handler=_run_core)
+
+    uq = kinds.add_parser("uq", help="each uncertainty method's time per image, as a ratio to the baseline")
+    uq.add_argument("--models", default=",".join(DEFAULT_UQ_MODELS),
+                    help="comma-separated registry names (default: %(default)s); official models use random weights, "
+                    "nano its shipped weights when present")
+    uq.add_argument("--methods", default="", help="comma-separated method names (default: every registered method); "
+                    "the baseline is always measured")
+    uq.add_argument("--objects", type=int, default=3, help="box prompts per image (default 3)")
+    uq.add_argument("--repeats", type=int, default=5, help="timed images per method after one warm-up (default 5)")
+    uq.add_argument("--seed", type=int, default=0)
+    uq.add_argument("--device", default="cpu")
+    uq.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    uq.add_argument("--out", help="also write CSV (model, method, seconds_per_image, ratio_to_baseline)")
+    uq.set_defaults(handler=_run_uq)

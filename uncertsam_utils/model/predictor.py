@@ -17,6 +17,8 @@ logits feed every metric and the Laplace closed forms, always runs in fp32.
 Laplace internals: for each prompt, ``h`` is the input of the last Linear of
 ``output_hypernetworks_mlps[0]`` and ``U`` the upscaled mask embedding, captured by hooks on
 the same forward pass (no second pass, no copy to host): logits = Uᵀ(W h + b).
+Variance-network inputs (``return_tokens``): the two-way transformer's output image tokens and
+mask token 0's output, captured by a hook on ``decoder.transformer`` in the same way.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Decoded:
     U: torch.Tensor | None = None  # (..., C/8, m, m) upscaled mask embedding
     all_logits: torch.Tensor | None = None  # (..., 4, m, m) every mask token (0: single mask, 1-3: multimask)
     all_iou: torch.Tensor | None = None  # (..., 4)
+    image_tokens: torch.Tensor | None = None  # (..., C, e, e) two-way transformer output image tokens
+    mask_token: torch.Tensor | None = None  # (..., C) transformer output of mask token 0
 
 
 class Predictor:
@@ -134,6 +138,7 @@ class Predictor:
         *,
         return_internals: bool = False,
         return_all_tokens: bool = False,
+        return_tokens: bool = False,
     ) -> Decoded:
         """Decode a batch of prompts in one decoder call.
 
@@ -142,6 +147,7 @@ class Predictor:
         shared by the outputs. ``mask_logits`` (..., m, m) is an optional dense mask prompt.
         ``image_index`` (...,) says which encoded image each prompt belongs to (default 0).
         ``return_all_tokens`` adds every mask token's logits and IoU (for training losses).
+        ``return_tokens`` adds the transformer's image tokens and mask token 0's output.
         Gradients flow unless the caller disables them (training uses this same path).
         """
         coords, labels, lead = self._sparse_prompts(boxes, points, point_labels)
@@ -157,7 +163,7 @@ class Predictor:
             masks = mask_logits.to(self.device, torch.float32).reshape(n, 1, self.mask_size, self.mask_size)
         sparse, dense = self.prompt_encoder(points=(coords, labels), boxes=None, masks=masks)
         image_embed, high_res = self._per_prompt_features(encoding, index, image_index is None)
-        with self._capture(return_internals) as captured:
+        with self._capture(return_internals, return_tokens) as captured:
             # predict_masks is the package's decoder body: all mask tokens, before token selection.
             all_logits, all_iou, _, object_score = self.decoder.predict_masks(
                 image_embeddings=image_embed,
@@ -183,6 +189,9 @@ class Predictor:
         if return_internals:
             out.h = captured["h"].reshape(*lead, -1)
             out.U = captured["U"].reshape(*lead, *captured["U"].shape[1:])
+        if return_tokens:
+            out.image_tokens = captured["image_tokens"].reshape(*lead, *captured["image_tokens"].shape[1:])
+            out.mask_token = captured["mask_token"].reshape(*lead, -1)
         return out
 
     @staticmethod
@@ -225,17 +234,28 @@ class Predictor:
         return coords, labels, tuple(lead)
 
     @contextmanager
-    def _capture(self, enabled: bool):
+    def _capture(self, internals: bool, tokens: bool = False):
         captured: dict[str, torch.Tensor] = {}
-        if not enabled:
-            yield captured
-            return
-        treated = self.decoder.output_hypernetworks_mlps[0].layers[-1]
-        last_upscale = self.decoder.output_upscaling[-1]  # runs last in both decoder variants
-        handles = [
-            treated.register_forward_pre_hook(lambda _m, args: captured.__setitem__("h", args[0])),
-            last_upscale.register_forward_hook(lambda _m, _a, out: captured.__setitem__("U", out)),
-        ]
+        handles = []
+        if internals:
+            treated = self.decoder.output_hypernetworks_mlps[0].layers[-1]
+            last_upscale = self.decoder.output_upscaling[-1]  # runs last in both decoder variants
+            handles += [
+                treated.register_forward_pre_hook(lambda _m, args: captured.__setitem__("h", args[0])),
+                last_upscale.register_forward_hook(lambda _m, _a, out: captured.__setitem__("U", out)),
+            ]
+        if tokens:
+            # The transformer returns (hs, src): hs holds [object-score token,] IoU token, mask tokens
+            # 0..3, prompt tokens; src the image tokens as (n, e·e, C).
+            mask_token_0 = 1 + int(bool(self.decoder.pred_obj_scores))
+            e = self.embed_size
+
+            def keep_tokens(_module, _args, outputs):
+                hs, src = outputs
+                captured["mask_token"] = hs[:, mask_token_0]
+                captured["image_tokens"] = src.transpose(1, 2).reshape(src.shape[0], src.shape[2], e, e)
+
+            handles.append(self.decoder.transformer.register_forward_hook(keep_tokens))
         try:
             yield captured
         finally:

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from .base import UQMethod, UQResult, image_generator
 from .baseline import Baseline
+from .laplace import LaplaceExact, LaplacePaper
+from .combined import ProductCombination, RankMeanCombination
+from .prompt_perturbation import PromptPerturbation
+from .tta import TestTimeAugmentation
+from .varnet import VarianceNetwork
 
-METHODS: dict[str, type[UQMethod]] = {cls.name: cls for cls in (Baseline,)}
+METHODS: dict[str, type[UQMethod]] = {cls.name: cls for cls in (Baseline, TestTimeAugmentation, PromptPerturbation, VarianceNetwork)}
+METHODS.update({cls.name: cls for cls in (RankMeanCombination, ProductCombination)})  # combinations of the above
+
+METHODS.update({cls.name: cls for cls in (LaplaceExact, LaplacePaper)})  # last-layer Laplace (issue 6)
 
 def make_method(name: str, **hyperparameters) -> UQMethod:
     if name not in METHODS:

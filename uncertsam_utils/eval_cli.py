@@ -1,0 +1,109 @@
+"""``uncertsam eval``: evaluate uncertainty methods on benchmark splits (one CSV per dataset and method).
+
+Example::
+
+    uncertsam eval --datasets COIFT BIG --method baseline prompt tta --out results/eval
+    uncertsam eval --data /data/UncertSAMBenchmark --model large --method laplace varnet combined-product \\
+        --posterior laplace.pt --head varnet.pt --out results/paper
+
+Rerunning the same command resumes an interrupted run and leaves finished CSVs untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _run(args) -> int:
+    import torch
+
+    from .cli import UserError
+    from .data.layout import DATASETS, list_datasets
+    from .evaluate import EvaluationMismatch, build_methods, evaluate_datasets
+    from .model import Predictor, load_model
+    from .model.checkpoints import sha256_of
+
+    import os
+
+    # The metrics of one image run in a worker thread while the next image is predicted: by default
+    # torch gets the remaining cores (one on a two-core machine), so that the two never fight.
+    threads = args.threads or max(1, (os.cpu_count() or 1) - args.metric_workers)
+    torch.set_num_threads(threads)
+    if args.data is None:
+        from .data.mini import ensure_mini
+
+        data = ensure_mini()
+        print(f"data: UncertSAM-mini at {data}")
+    else:
+        data = Path(args.data)
+        if not data.is_dir():
+            raise UserError(f"data folder {data} does not exist")
+    present = list_datasets(data)
+    datasets = args.datasets or [d for d in DATASETS if d in present] or present
+    missing = [d for d in datasets if d not in present]
+    if missing:
+        raise UserError(f"dataset(s) {missing} not found under {data} (present: {present})")
+    try:
+        loaded = load_model(args.model, args.checkpoint, device=args.device, seed=args.model_seed)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise UserError(str(err)) from err
+    if loaded.random_weights:
+        print(f"warning: {loaded.label}")
+    try:
+        posterior = {"laplace": args.posterior, "laplace-paper": args.posterior_paper or args.posterior}
+        methods = build_methods(args.method, loaded, T=args.T, K=args.K, posterior=posterior, head=args.head,
+                                components=args.components)
+    except (KeyError, ValueError, TypeError, FileNotFoundError) as err:  # incl. a posterior/head of another model
+        raise UserError(str(err)) from err
+    identity = {"model": loaded.identity(), "model_seed": loaded.seed if loaded.random_weights else None}
+    for key, path in (("posterior", args.posterior), ("posterior_paper", args.posterior_paper), ("head", args.head)):
+        if path is not None:
+            identity[key] = sha256_of(Path(path))
+    predictor = Predictor(loaded.model)
+    try:
+        paths = evaluate_datasets(predictor, methods, data, datasets, args.out, split=args.split, seed=args.seed,
+                                  max_images=args.max_images, progress=not args.quiet, identity=identity,
+                                  metric_workers=args.metric_workers)
+    except EvaluationMismatch as err:
+        raise UserError(str(err)) from err
+    for (dataset, method), path in sorted(paths.items()):
+        print(f"{dataset:<12} {method:<18} {path}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate uncertainty methods: per-mask metric CSVs (resumable)",
+        description="Evaluate methods under the paper's GT-box protocol; one CSV per dataset and method with one "
+                    "row per mask (the paper's 28 metric columns plus Spearman, AUROC, AUPR, AUSE). Resumable: "
+                    "rerun the same command after an interruption.")
+    parser.add_argument("--data", default=None,
+                        help="benchmark root in the published layout (default: the generated UncertSAM-mini)")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
+                        help="datasets to evaluate (default: every dataset under --data)")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--method", nargs="+", required=True, metavar="NAME",
+                        help="methods: baseline, tta, prompt, laplace, laplace-paper, varnet, combined-rank, "
+                             "combined-product, ...")
+    parser.add_argument("--components", nargs="+", default=None, metavar="NAME",
+                        help="components of the combined-* methods (default: each combination's own)")
+    parser.add_argument("--model", default="nano", help="model registry name (default: nano)")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint file ('random': seeded random weights)")
+    parser.add_argument("--model-seed", type=int, default=0, help="init seed of random weights (default 0)")
+    parser.add_argument("--posterior", default=None,
+                        help="fitted Laplace posterior file (`uncertsam fit laplace`) for laplace (and laplace-paper)")
+    parser.add_argument("--posterior-paper", default=None,
+                        help="posterior for laplace-paper when it differs (e.g. a --recipe paper fit)")
+    parser.add_argument("--head", default=None, help="trained variance head file (varnet)")
+    parser.add_argument("--T", type=int, default=10, help="TTA copies (default 10)")
+    parser.add_argument("--K", type=int, default=10, help="prompt perturbations (default 10)")
+    parser.add_argument("--seed", type=int, default=42, help="evaluation seed (default 42, the paper's)")
+    parser.add_argument("--max-images", type=int, default=None, help="first N images of each dataset (by id)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: the cores left after the metric workers, at least 1)")
+    parser.add_argument("--metric-workers", type=int, default=1,
+                        help="threads computing metrics while the next image is predicted (0: none; default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (CSV files and evaluation.json)")
+    parser.set_defaults(handler=_run)

@@ -1,0 +1,505 @@
+"""Train the variance network's head (paper §3.4) on a fit set, with SAM-2 frozen.
+
+The recipe (``VarnetTrainConfig``; what differs from the reference code is marked *fix*):
+
+* **Data**: ``<root>/fit/train`` for training, ``<root>/fit/val`` for model selection, read
+  once into memory at the model's square input size (masks bit-packed).
+* **Frozen features, computed once**: the image encoder runs once per image before the first
+  epoch and its outputs stay in memory, so an epoch costs only the frozen decoder (one call
+  per step, no gradient) plus the head.
+* **Prompts**: every object of an image (at most ``max_objects``, a random subset beyond) is
+  prompted with its tight box, jittered with SAM's box noise (``prompts.jitter_boxes``), redrawn
+  every epoch. The evaluation prompt is the tight box, so the head trains on what it is used
+  with. (The reference's 8-step box+point prompts are not used: our evaluation and the nano
+  model are box-only.) Validation uses the tight boxes without jitter, i.e. the eval prompt.
+* **Loss**: ½[e^(−s)(σ(z) − y)² + s] per pixel on s and the frozen logits z upsampled
+  bilinearly to the input frame (the paper: 1024²), y the mask in that frame; mean over objects
+  and pixels of a step. σ(z) has no gradient (SAM is frozen).
+* **Optimiser** (the paper's): AdamW, lr 1e-4, weight decay 1e-4 on conv/linear weights only
+  (*fix*: the reference decayed its LayerNorm2d weights, whose names missed its "LayerNorm"
+  filter), gradient-norm clipping 0.1, step-wise schedule with linear warm-up over the first
+  1/90 of the steps and linear decay to 0 over the last 5/90.
+* **Epochs**: as configured (*fix*: the reference hard-coded 2 and ignored its config).
+* **Selection**: the head with the lowest validation loss is kept; the validation Pearson
+  correlation between s and |y − σ(z)| (all pixels of all objects) is reported with it.
+* **Determinism and resuming**: the head is initialised from ``seed``; shuffling, object
+  subsets and box jitter come from one explicit ``torch.Generator`` seeded with ``seed``. After
+  every epoch ``<out>.resume.pt`` holds head, optimiser, scheduler, epoch, generator state,
+  history and the best head so far; ``resume=True`` continues exactly as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model.predictor import Decoded, Encoding, Predictor
+from ..prompts import jitter_boxes
+from .varnet_head import VarianceHead, gaussian_nll, model_identity, save_head, transformer_dim
+
+RESUME_SUFFIX = ".resume.pt"
+_STREAM_TAG = 0x7661726E  # "varn": separates this run's data stream from other uses of the seed
+
+
+@dataclass(frozen=True)
+class VarnetTrainConfig:
+    epochs: int = 6  # ~1 min of CPU each on the nano fit set; 20 min on 2 cores is the budget
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 0.1
+    warmup_fraction: float = 1 / 90  # SAM-2's 1k of 90k steps, as the paper
+    decay_fraction: float = 5 / 90  # SAM-2's last 5k of 90k steps
+    images_per_step: int = 1  # the paper: one image (all its objects, up to max_objects) per step
+    max_objects: int = 32
+    jitter: bool = True
+    encode_batch: int = 8  # images per encoder call when caching the frozen features
+    decode_steps: int = 16  # steps whose prompts share one frozen decoder call (fewer, larger calls)
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        warmup = math.floor(total_steps * self.warmup_fraction)
+        decay = math.floor(total_steps * self.decay_fraction)
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if decay and step >= total_steps - decay:
+            return max(0.0, (total_steps - step) / decay)
+        return 1.0
+
+
+# ------------------------------------------------------------------------------- frozen part
+
+@dataclass
+class FrozenFeatures:
+    """Image-encoder outputs of a whole split, computed once (batch index = image index)."""
+
+    image_embed: torch.Tensor  # (N, C, e, e)
+    high_res_feats: list[torch.Tensor]
+    size: int
+
+    def encoding(self, image_ids: torch.Tensor) -> Encoding:
+        return Encoding(
+            image_embed=self.image_embed.index_select(0, image_ids),
+            high_res_feats=[f.index_select(0, image_ids) for f in self.high_res_feats],
+            orig_hw=[(self.size, self.size)] * len(image_ids),
+        )
+
+
+def encode_split(predictor: Predictor, data, batch: int = 8, *, progress: bool = False, label: str = "encode") -> FrozenFeatures:
+    """Run the frozen image encoder once over ``data`` (a ``FitData`` at the model's input size)."""
+    from tqdm.auto import tqdm
+
+    if data.size != predictor.image_size:
+        raise ValueError(f"data held at {data.size}², the model's input is {predictor.image_size}²")
+    chunks = []
+    starts = range(0, data.num_images, batch)
+    with torch.inference_mode():
+        for start in tqdm(starts, desc=label, unit="batch", disable=not progress, leave=False):
+            images = torch.from_numpy(data.images[start : start + batch]).to(predictor.device)
+            inputs = images.permute(0, 3, 1, 2).float() / 255.0
+            chunks.append(predictor.encode_inputs(inputs, [(data.size, data.size)] * len(images)))
+    return FrozenFeatures(
+        image_embed=torch.cat([c.image_embed for c in chunks]),
+        high_res_feats=[torch.cat(parts) for parts in zip(*(c.high_res_feats for c in chunks))],
+        size=data.size,
+    )
+
+
+@dataclass
+class PromptBatch:
+    image_ids: torch.Tensor  # (B,) images of the step
+    owner: torch.Tensor  # (n,) position in image_ids of each prompt's image
+    mask_ids: np.ndarray  # (n,) rows of data.packed
+    boxes: torch.Tensor  # (n, 4) xyxy in the input frame
+
+
+def prompt_batch(data, image_ids: torch.Tensor, config: VarnetTrainConfig, generator: torch.Generator | None) -> PromptBatch:
+    """All objects of the chosen images (a random ``max_objects`` subset beyond that), with SAM's
+    box jitter when a generator is given (training) and the tight box otherwise (validation)."""
+    owner, mask_ids = [], []
+    for position, image in enumerate(image_ids.tolist()):
+        first, stop = int(data.first[image]), int(data.first[image + 1])
+        objects = torch.arange(first, stop)
+        if generator is not None and len(objects) > config.max_objects:
+            objects = objects[torch.randperm(len(objects), generator=generator)[: config.max_objects]]
+        mask_ids.append(objects.numpy())
+        owner.append(np.full(len(objects), position))
+    mask_ids = np.concatenate(mask_ids)
+    boxes = torch.from_numpy(data.boxes[mask_ids])
+    if generator is not None and config.jitter:
+        boxes = jitter_boxes(boxes, data.size, generator)
+    return PromptBatch(image_ids, torch.from_numpy(np.concatenate(owner)), mask_ids, boxes)
+
+
+def frozen_outputs(predictor: Predictor, features: FrozenFeatures, prompts: PromptBatch):
+    """The frozen decoder's logits and the head's inputs for a batch of prompts (no gradient)."""
+    with torch.no_grad():
+        return predictor.decode(
+            features.encoding(prompts.image_ids.to(features.image_embed.device)),
+            boxes=prompts.boxes,
+            image_index=prompts.owner,
+            return_tokens=True,
+        )
+
+
+def frozen_steps(predictor: Predictor, data, features: FrozenFeatures, order: torch.Tensor, config: VarnetTrainConfig,
+                 generator: torch.Generator):
+    """Yield each step's frozen decoder outputs and targets, images taken in ``order``.
+
+    The frozen decoder runs once for ``decode_steps`` steps: one call with many prompts costs
+    much less than many small calls, and the head's gradient never reaches the decoder."""
+    per_call = config.images_per_step * config.decode_steps
+    for start in range(0, len(order), per_call):
+        chunk = order[start : start + per_call]
+        prompts = prompt_batch(data, chunk, config, generator)
+        decoded = frozen_outputs(predictor, features, prompts)
+        step_of_prompt = prompts.owner // config.images_per_step
+        for step in range(math.ceil(len(chunk) / config.images_per_step)):
+            rows = (step_of_prompt == step).nonzero()[:, 0]
+            targets = torch.from_numpy(data.masks(prompts.mask_ids[rows.numpy()])).float().to(predictor.device)
+            rows = rows.to(decoded.logits.device)
+            yield Decoded(
+                logits=decoded.logits[rows], iou=decoded.iou[rows], object_score=decoded.object_score[rows],
+                image_tokens=decoded.image_tokens[rows], mask_token=decoded.mask_token[rows],
+            ), targets
+
+
+def upsample_to(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, m, m) → (n, size, size), bilinear with align_corners=False (as SAM-2 upsamples masks)."""
+    if maps.shape[-1] == size:
+        return maps
+    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
+class PixelTerms(NamedTuple):
+    loss: torch.Tensor  # per-pixel ½[e^(−s)(p − y)² + s]
+    log_variance: torch.Tensor  # s
+    abs_error: torch.Tensor  # |y − p|
+    prob: torch.Tensor  # p = σ(z), SAM's frozen prediction
+
+
+def pixel_terms(head: VarianceHead, decoded, targets: torch.Tensor) -> PixelTerms:
+    """Per-pixel loss, s, |y − p| and p at the targets' resolution (the model's input frame)."""
+    size = targets.shape[-1]
+    log_variance = upsample_to(head(decoded.image_tokens, decoded.mask_token), size)
+    prob = torch.sigmoid(upsample_to(decoded.logits.float(), size))
+    return PixelTerms(gaussian_nll(log_variance, prob, targets), log_variance, (targets - prob).abs(), prob)
+
+
+class PearsonAccumulator:
+    """Streaming Pearson correlation over many pixels (float64 sums, so order does not matter much)."""
+
+    def __init__(self):
+        self.sums = torch.zeros(6, dtype=torch.float64)  # n, Σx, Σy, Σxx, Σyy, Σxy
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x, y = x.detach().reshape(-1).double().cpu(), y.detach().reshape(-1).double().cpu()
+        self.sums += torch.stack([torch.tensor(float(x.numel()), dtype=torch.float64), x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum()])
+
+    def value(self) -> float:
+        n, sx, sy, sxx, syy, sxy = self.sums.tolist()
+        cov = sxy - sx * sy / n
+        var_x, var_y = sxx - sx * sx / n, syy - sy * sy / n
+        return float(cov / math.sqrt(var_x * var_y)) if var_x > 0 and var_y > 0 else float("nan")
+
+
+def evaluate_head(head: VarianceHead, predictor: Predictor, data, features: FrozenFeatures, config: VarnetTrainConfig,
+                  *, batch_images: int = 8) -> dict[str, float]:
+    """Validation loss (mean over all pixels of all objects) and Pearson correlations with |y − p|
+    of s (the paper's ``val_pearson``), of e^s (the variance map we report) and, for reference, of
+    the entropy of SAM's own prediction (the baseline's map); tight boxes."""
+    from .measures import binary_entropy
+
+    was_training = head.training
+    head.eval()
+    total, count = 0.0, 0
+    pearson, pearson_variance, pearson_entropy = PearsonAccumulator(), PearsonAccumulator(), PearsonAccumulator()
+    with torch.no_grad():
+        for start in range(0, data.num_images, batch_images):
+            image_ids = torch.arange(start, min(start + batch_images, data.num_images))
+            prompts = prompt_batch(data, image_ids, config, None)  # every object, tight boxes
+            targets = torch.from_numpy(data.masks(prompts.mask_ids)).float().to(predictor.device)
+            terms = pixel_terms(head, frozen_outputs(predictor, features, prompts), targets)
+            total += float(terms.loss.double().sum())
+            count += terms.loss.numel()
+            pearson.add(terms.log_variance, terms.abs_error)
+            pearson_variance.add(terms.log_variance.exp(), terms.abs_error)
+            pearson_entropy.add(binary_entropy(terms.prob), terms.abs_error)
+    head.train(was_training)
+    return {"val_loss": total / count, "val_pearson": pearson.value(), "val_pearson_variance": pearson_variance.value(),
+            "val_pearson_entropy": pearson_entropy.value()}
+
+
+def make_optimizer(head: VarianceHead, config: VarnetTrainConfig, total_steps: int):
+    """AdamW with weight decay on conv and linear weights only (not on biases and norms)."""
+    decayed = [p for name, p in head.named_parameters() if p.ndim > 1]
+    not_decayed = [p for name, p in head.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decayed, "weight_decay": config.weight_decay}, {"params": not_decayed, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: config.lr_factor(step, total_steps))
+    return optimizer, scheduler
+
+
+def optimisation_step(head: VarianceHead, optimizer, scheduler, decoded, targets: torch.Tensor, grad_clip: float) -> float:
+    """One step on a batch of frozen decoder outputs (image_tokens, mask_token, logits); the mean loss."""
+    loss = pixel_terms(head, decoded, targets).loss.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(head.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())
+
+
+# ---------------------------------------------------------------------------------- training
+
+@dataclass
+class VarnetTrainResult:
+    head: VarianceHead  # the selected (lowest validation loss) head, in eval mode
+    history: list[dict]  # one row per epoch: epoch, train_loss, val_loss, val_pearson, lr, seconds
+    best_epoch: int
+    out: Path | None
+    record: dict
+
+
+def resume_path(out: Path) -> Path:
+    return Path(str(out) + RESUME_SUFFIX)
+
+
+def train_variance_head(
+    loaded_model,
+    train_data,
+    val_data,
+    *,
+    out: Path | None = None,
+    config: VarnetTrainConfig = VarnetTrainConfig(),
+    seed: int = 0,
+    resume: bool = False,
+    progress: bool = True,
+    extra_record: dict | None = None,
+    stop_after_epochs: int | None = None,
+    log: Callable[[str], None] = print,
+) -> VarnetTrainResult:
+    """Train a head for ``loaded_model`` (a ``LoadedModel``; frozen) on in-memory ``FitData``.
+
+    Writes the selected head to ``out`` (``save_head``) when given, with a training record.
+    ``stop_after_epochs`` ends the run early, leaving only the resume state (for tests)."""
+    from tqdm.auto import tqdm
+
+    model = loaded_model.model.eval()  # frozen: it only ever runs under no_grad (frozen_outputs)
+    predictor = Predictor(model)
+    device = predictor.device
+    head = VarianceHead(transformer_dim(model), seed=seed).to(device).train()
+    steps_per_epoch = math.ceil(train_data.num_images / config.images_per_step)
+    total_steps = config.epochs * steps_per_epoch
+    optimizer, scheduler = make_optimizer(head, config, total_steps)
+    generator = torch.Generator().manual_seed(_stream_seed(seed))
+    key = {
+        "seed": int(seed),
+        "config": dataclasses.asdict(config),
+        "model": model_identity(loaded_model),
+        "train": train_data.fingerprint,
+        "val": val_data.fingerprint,
+    }
+    history: list[dict] = []
+    best: dict | None = None  # {"epoch", "val_loss", "state"}
+    start_epoch, seconds = 0, 0.0
+    ckpt = resume_path(out) if out is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state["key"] != key:
+            raise ValueError(f"{ckpt} was written by a different run (seed, recipe, model or data differ); "
+                             "delete it or run without --resume")
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start_epoch, history, best, seconds = state["epoch"], state["history"], state["best"], state["seconds"]
+        log(f"resumed from {ckpt} after epoch {start_epoch}")
+    elif resume:
+        log(f"no resume state at {ckpt}; starting from epoch 0")
+
+    tic = time.perf_counter()
+    train_features = encode_split(predictor, train_data, config.encode_batch, progress=progress, label="encode fit/train")
+    val_features = encode_split(predictor, val_data, config.encode_batch, progress=progress, label="encode fit/val")
+    encode_seconds = time.perf_counter() - tic
+    seconds += encode_seconds if start_epoch == 0 else 0.0
+
+    end_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
+    for epoch in range(start_epoch, end_epoch):
+        tic = time.perf_counter()
+        order = torch.randperm(train_data.num_images, generator=generator)
+        running, loss_sum = None, 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"varnet epoch {epoch + 1}/{config.epochs}", unit="step",
+                   disable=not progress, leave=False, smoothing=0.05)
+        steps = frozen_steps(predictor, train_data, train_features, order, config, generator)
+        for step, (decoded, targets) in zip(bar, steps):
+            value = optimisation_step(head, optimizer, scheduler, decoded, targets, config.grad_clip)
+            loss_sum += value
+            running = value if running is None else 0.98 * running + 0.02 * value
+            if step % 20 == 0:
+                bar.set_postfix_str(f"loss {running:.4f}")
+        bar.close()
+        scores = evaluate_head(head, predictor, val_data, val_features, config)
+        epoch_seconds = time.perf_counter() - tic
+        seconds += epoch_seconds
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / steps_per_epoch, **scores,
+               "lr": scheduler.get_last_lr()[0], "seconds": round(epoch_seconds, 2)}
+        history.append(row)
+        if best is None or scores["val_loss"] < best["val_loss"]:
+            best = {"epoch": epoch + 1, "val_loss": scores["val_loss"],
+                    "state": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}
+        log(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f}  val loss {scores['val_loss']:.4f}  "
+            f"val Pearson(s, |y-p|) {scores['val_pearson']:.3f}, (e^s, |y-p|) {scores['val_pearson_variance']:.3f}  "
+            f"({epoch_seconds:.1f} s)")
+        if ckpt is not None:
+            _save_resume(ckpt, head, optimizer, scheduler, generator, epoch + 1, key, history, best, seconds)
+
+    head.load_state_dict(best["state"])
+    head.eval()
+    if end_epoch < config.epochs:
+        return VarnetTrainResult(head, history, best["epoch"], None, {"stopped_after_epoch": end_epoch})
+    record = {
+        "seed": int(seed),
+        "config": dataclasses.asdict(config),
+        "history": history,
+        "best_epoch": best["epoch"],
+        "best_val_loss": best["val_loss"],
+        "best_val_pearson": next(r["val_pearson"] for r in history if r["epoch"] == best["epoch"]),
+        "best_val_pearson_variance": next(r["val_pearson_variance"] for r in history if r["epoch"] == best["epoch"]),
+        "train_seconds": round(seconds, 1),
+        "encode_seconds": round(encode_seconds, 1),
+        "threads": torch.get_num_threads(),
+        "train_data": {"images": train_data.num_images, "masks": train_data.num_masks, "fingerprint": train_data.fingerprint},
+        "val_data": {"images": val_data.num_images, "masks": val_data.num_masks, "fingerprint": val_data.fingerprint},
+        "model_label": loaded_model.label,
+        **(extra_record or {}),
+    }
+    if out is not None:
+        save_head(head, out, loaded_model, training=record)
+        ckpt.unlink(missing_ok=True)  # complete: the resume state is no longer needed
+    return VarnetTrainResult(head, history, best["epoch"], out, record)
+
+
+def _stream_seed(seed: int) -> int:
+    return int(np.random.SeedSequence([int(seed), _STREAM_TAG]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _save_resume(path: Path, head, optimizer, scheduler, generator, epoch, key, history, best, seconds) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "head": head.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(),
+        "epoch": epoch,
+        "key": key,
+        "history": history,
+        "best": best,
+        "seconds": seconds,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------- data, CLI
+
+def load_fit_split(root: Path, split: str, size: int, *, limit: int | None = None, progress: bool = False):
+    """``<root>/fit/<split>`` in memory at the model's input size (``FitData``)."""
+    from ..model.train_nano import FitData, read_split
+
+    samples = read_split(Path(root), "fit", split, limit, progress=progress)
+    return FitData.from_items(((s.image, s.masks) for s in samples), size=size)
+
+
+def load_fit_splits(root: Path, size: int, *, limit: int | None = None, progress: bool = False):
+    """``fit/train`` and ``fit/val``; ``limit`` keeps the first ``limit`` training images and a
+    quarter as many validation images (smoke tests)."""
+    val_limit = None if limit is None else max(1, limit // 4)
+    return (load_fit_split(root, "train", size, limit=limit, progress=progress),
+            load_fit_split(root, "val", size, limit=val_limit, progress=progress))
+
+
+def train_from_root(
+    root: Path,
+    out: Path,
+    *,
+    model: str = "nano",
+    checkpoint: str | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    limit: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> VarnetTrainResult:
+    """The ``uncertsam train varnet`` entry point: read ``<root>/fit/{train,val}`` and train."""
+    from ..data.mini import read_marker
+    from ..model import load_model
+
+    root = Path(root)
+    loaded = load_model(model, checkpoint, device=device)
+    size = loaded.image_size
+    train_data, val_data = load_fit_splits(root, size, limit=limit, progress=progress)
+    log(f"model {loaded.label}; fit/train {train_data.num_images} images, {train_data.num_masks} masks; "
+        f"fit/val {val_data.num_images} images, {val_data.num_masks} masks")
+    config = VarnetTrainConfig() if epochs is None else VarnetTrainConfig(epochs=int(epochs))
+    marker = read_marker(root) or {}
+    extra = {"command": command, "data": {"root": str(root.resolve()), "generator": marker.get("generator"),
+                                          "version": marker.get("version"), "seed": marker.get("seed")}}
+    return train_variance_head(loaded, train_data, val_data, out=Path(out), config=config, seed=seed, resume=resume,
+                               progress=progress, extra_record=extra, log=log)
+
+
+def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: int, limit: int | None = None) -> Path:
+    """Where ``train_or_load`` keeps the head trained from these inputs (under the cache folder).
+
+    The key covers the model's identity, the recipe, the seed and the data: UncertSAM-mini's
+    marker (generator version, seed, sizes) when there is one, else the fit annotations' sizes
+    and modification times, plus ``limit`` when the training images are limited."""
+    import hashlib
+    import json
+
+    from ..data.mini import read_marker
+    from ..paths import cache_dir
+
+    root = Path(root)
+    data = read_marker(root)
+    if data is None:
+        files = sorted((root / "fit").glob("*/annotations/dataset.json"))
+        data = {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+    key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed), "data": data}
+    if limit is not None:
+        key["limit"] = int(limit)
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return cache_dir() / "varnet" / f"{loaded_model.info.name}-{digest}.pt"
+
+
+def train_or_load(root: Path, loaded_model, *, config: VarnetTrainConfig = VarnetTrainConfig(), seed: int = 0,
+                  limit: int | None = None, progress: bool = True, log: Callable[[str], None] = print):
+    """The head for these inputs from the cache, training it first (resumably) when missing.
+
+    Returns ``(head, record)``; ``record`` holds the training history (``record["history"]``)."""
+    from .varnet_head import load_head
+
+    path = cached_head_path(root, loaded_model, config, seed, limit)
+    if not path.is_file():
+        train_data, val_data = load_fit_splits(root, loaded_model.image_size, limit=limit, progress=progress)
+        train_variance_head(loaded_model, train_data, val_data, out=path, config=config, seed=seed, resume=True,
+                            progress=progress, extra_record={"data": {"root": str(Path(root).resolve()), "limit": limit}},
+                            log=log)
+    else:
+        log(f"using the cached head {path}")
+    head = load_head(path, loaded_model)
+    return head, head.training_record
