@@ -15,6 +15,9 @@ import sys
 COMMAND_MODULES = (
     "uncertsam_utils.model.model_cli",   # checkpoints
     "uncertsam_utils.data.data_cli",     # data
+    "uncertsam_utils.train_cli",         # train nano | varnet
+    "uncertsam_utils.fit_cli",           # fit laplace
+    "uncertsam_utils.eval_cli",          # eval
     "uncertsam_utils.bench",             # bench
     "uncertsam_utils.reproduce",         # reproduce
 )
@@ -31,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:  # a real import error inside the module, not a module still to come
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
