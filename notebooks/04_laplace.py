@@ -142,13 +142,16 @@ for ax, posterior, name in ((axes[0], main, f"laplace ({main.recipe}/{main.struc
                             (axes[1], paper, "laplace-paper (paper/diag)")):
     search = posterior.info["prior"]
     colour = METHOD_COLOURS["laplace" if posterior is main else "laplace-paper"]
-    ax.plot(search["log10_grid"], search["marglik"], color=colour, lw=2)
+    curve = np.asarray(search["marglik"])
+    best = max(curve.max(), search["log_marglik"])
+    ax.plot(search["log10_grid"], curve - best, color=colour, lw=2)
+    ax.set_yscale("symlog", linthresh=1.0)  # the optimum and the drop of several orders beside it
     tau = posterior.prior_precision.tolist()
     for value in tau:
         ax.axvline(np.log10(value), color="black", ls="--", lw=1)
     ax.set_title(f"{name}: τ = {', '.join(f'{t:.3g}' for t in tau)} ({search['method']})", fontsize=9)
     ax.set_xlabel("log10 prior precision τ")
-    ax.set_ylabel("log marginal likelihood")
+    ax.set_ylabel("log marginal likelihood − its maximum")
 fig.savefig(figures_dir() / "04_laplace_marglik.png", dpi=100)
 plt.show()
 for posterior in (main, paper):

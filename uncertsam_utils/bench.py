@@ -130,12 +130,18 @@ def load_bench_model(name: str, device: str = "cpu"):
     return load_model(name, "random", device=device)
 
 
-def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, seed: int = 0) -> list[MethodTiming]:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, seed: int = 0,
+                   clock: str = "wall") -> list[MethodTiming]:
     """Median seconds per image of each method on one model, with the baseline measured alongside.
 
     Every call sees a new image, so the predictor's encoding cache never hits and each time
     includes the encoder passes a new image costs. Methods are interleaved within each repeat,
-    so load from other jobs on a shared machine hits them alike."""
+    so load from other jobs on a shared machine hits them alike. ``clock="cpu"`` measures the
+    process's CPU time (all threads, user + system) instead of wall time: with one thread it
+    barely depends on what else runs on the machine."""
     import torch
 
     from .model import Predictor
@@ -154,15 +160,16 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     def run(name: str, index: int) -> None:
         methods[name].predict(predictor, images[index], boxes, generator=image_generator(seed, "bench", index))
 
+    now = CLOCKS[clock]
     times: dict[str, list[float]] = {n: [] for n in names}
     with torch.inference_mode():
         for name in names:
             run(name, 0)  # warm-up: first calls allocate and pick kernels
         for index in range(1, repeats + 1):
             for name in names:
-                start = time.perf_counter()
+                start = now()
                 run(name, index)
-                times[name].append(time.perf_counter() - start)
+                times[name].append(now() - start)
     medians = {n: statistics.median(t) for n, t in times.items()}
     base = medians["baseline"]
     rows = [MethodTiming(loaded.label, n, medians[n], medians[n] / base) for n in names]
@@ -174,7 +181,8 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     return rows
 
 
-def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeats: int = 5, device: str = "cpu", seed: int = 0) -> list[MethodTiming]:
+def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeats: int = 5, device: str = "cpu",
+             seed: int = 0, clock: str = "wall") -> list[MethodTiming]:
     """``bench_uq_model`` for each model; ``methods`` None means every registered method."""
     from .uq import METHODS
 
@@ -182,7 +190,7 @@ def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeat
     rows: list[MethodTiming] = []
     for model_name in models:
         loaded = load_bench_model(model_name, device)
-        rows += bench_uq_model(loaded, names, objects=objects, repeats=repeats, seed=seed)
+        rows += bench_uq_model(loaded, names, objects=objects, repeats=repeats, seed=seed, clock=clock)
     return rows
 
 
@@ -208,7 +216,8 @@ def _set_threads(threads: int) -> None:
 def _run_uq(args) -> int:
     _set_threads(args.threads)
     methods = None if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
-    rows = bench_uq(args.models.split(","), methods, objects=args.objects, repeats=args.repeats, device=args.device, seed=args.seed)
+    rows = bench_uq(args.models.split(","), methods, objects=args.objects, repeats=args.repeats, device=args.device,
+                    seed=args.seed, clock=args.clock)
     print(format_uq_rows(rows))
     if args.out:
         write_csv(rows, Path(args.out))
@@ -250,5 +259,7 @@ def register(subparsers) -> None:
     uq.add_argument("--seed", type=int, default=0)
     uq.add_argument("--device", default="cpu")
     uq.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    uq.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                    help="wall time (default) or the process's CPU time (steadier on a shared machine with --threads 1)")
     uq.add_argument("--out", help="also write CSV (model, method, seconds_per_image, ratio_to_baseline)")
     uq.set_defaults(handler=_run_uq)

@@ -185,7 +185,9 @@ def _add_varnet(models) -> None:
     parser.add_argument("--checkpoint", default=None, help="model weights (default: the model's own; 'random' for tests)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, VarnetTrainConfig)")
     parser.add_argument("--seed", type=int, default=0, help="head-init and sampling seed (default 0)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2; 0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: the steps are small, and on a shared machine a second "
+                             "thread makes them several times slower; 0: torch's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")

@@ -9,24 +9,30 @@ one-dimensional Gaussian expectation of a function of σ(f_p): no network re-eva
 Closed forms (fp32, vectorised over pixels)
 -------------------------------------------
 The logistic sigmoid is written as a K = 5 mixture of probits, σ(x) ≈ Σ_i a_i Φ(b_i x) (weights and
-scales fitted here once, max |error| 6e-7 on the real line; MacKay's probit is the K = 1 case with
-b = √(π/8)). Gaussian expectations of probits and of normal densities are closed forms, which gives
+scales fitted once, max |error| 6e-7 on the real line; MacKay's probit is the K = 1 case with
+b = √(π/8)). Gaussian expectations of probits and of normal densities are closed forms, which gives,
+with N_i = N(μ; 0, b_i⁻² + v):
 
-* mean probability  E[σ(f)]     ≈ Σ a_i Φ(b_i μ / √(1 + b_i² v))                    (error ≤ 6e-7);
-* expected entropy  E[H(σ(f))]  ≈ Σ a_i b_i⁻² N(μ; 0, b_i⁻² + v)                   (error ≤ 3e-6), from
+* mean probability  p̄ = E[σ(f)] ≈ Σ a_i Φ(b_i μ / √(1 + b_i² v))                   (error ≤ 6e-7);
+* expected entropy  E[H(σ(f))] ≈ Σ a_i b_i⁻² N_i                                    (error ≤ 3e-6), from
   H(σ(t)) = softplus(t) − t σ(t), softplus = ∫σ, and Stein's lemma;
 * hence the entropy of the mean (the paper's map) and the mutual information
-  MI = H(E[σ(f)]) − E[H(σ(f))] in closed form, for every (μ, v);
-* the standard deviation of the probability, √Var[σ(f)], by Gauss–Hermite quadrature (32 nodes, as
-  a centred second moment) where v ≤ 10, and by the mixture (E[σ²] = E[σ] − E[σ′]) above, where
-  Gauss–Hermite fails: the integrand becomes a step narrower than the node spacing (32 nodes are
-  off by up to 0.05 at v ≈ 10³) while the mixture's cancellation error (≈ 1e-3 as v → 0) vanishes.
-  Max error of the combination ≈ 2e-4.
+  MI = H(p̄) − E[H(σ(f))] in closed form, for every (μ, v);
+* the standard deviation of the probability, √Var[σ(f)]: by Gauss–Hermite quadrature in logit
+  space (12 nodes, nodes μ + √v x_j, as a centred second moment; error ≤ 2e-4) where v ≤ 3, and
+  above by the mixture, Var = p̄(1 − p̄) − E[σ′(f)], E[σ′(f)] ≈ Σ a_i N_i (error ≤ 5e-4).
+  Quadrature alone fails at large v (the integrand becomes a step narrower than the node spacing:
+  32 nodes are off by 0.05 in std and 0.09 in p̄ at v ≈ 10³); the mixture alone has a
+  cancellation error of 1.6e-3 as v → 0.
 
 ``link="probit"`` gives laplace-torch's probit instead, σ(μ / √(1 + π v / 8)): it is off by up to
 0.017 in probability at v ≈ 100 (0.005 already at v ≈ 1), too much for the 0.005 Monte Carlo check
 at the variances a posterior with prior precision 1 produces; the maps that need the accurate
 expectations (MI, std) use the mixture in both cases.
+
+Logits are logit(p̄) = log p̄ − log(1 − p̄), both terms computed directly (no cancellation), and
+clamped like every fp32 method's to ±logit(1 − 1e-7) = ±16.1 (the mixture's Gaussian tails are
+lighter than the logistic's, so beyond |μ| ≈ 12 at small v its logit would overshoot).
 
 The ``paper`` recipe's Monte Carlo path (:func:`mc_maps`) samples z, not the 8,224 weights: the
 same distribution (z = W h + b is linear in the weights), S × C numbers per prompt instead of
@@ -45,9 +51,11 @@ from .measures import EPS
 # Σ a_i / b_i² = 3.28978 ≈ π²/3, the logistic distribution's variance, as it must be.
 LOGISTIC_MIXTURE_WEIGHTS = (0.02331304, 0.20762914, 0.42976761, 0.29495028, 0.04433993)
 LOGISTIC_MIXTURE_SCALES = (0.2915082, 0.41094455, 0.57621739, 0.80389999, 1.12269423)
-STD_QUADRATURE_MAX_VARIANCE = 10.0  # Gauss–Hermite below, mixture above (see the module docstring)
+STD_QUADRATURE_MAX_VARIANCE = 3.0  # Gauss–Hermite below, mixture above (see the module docstring)
+STD_QUADRATURE_NODES = 12
 LINKS = ("mixture", "probit")
 PAPER_CLIP_EPS = 1e-2  # the paper's bf16 path: probabilities in [0.01, 0.99], logits in ±4.595
+MAP_NAMES = ("entropy", "mutual_information", "std", "logit_variance")
 
 
 def _mixture(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,62 +65,68 @@ def _mixture(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return a, b
 
 
-def log_mean_probabilities(mu: torch.Tensor, var: torch.Tensor, link: str = "mixture") -> tuple[torch.Tensor, torch.Tensor]:
-    """(log E[σ(f)], log E[1 − σ(f)]) for f ~ N(mu, var), computed without cancellation."""
-    mu, var = mu.float(), var.float().clamp_min(0.0)
-    if link == "probit":
-        scaled = mu / torch.sqrt(1.0 + (math.pi / 8.0) * var)
-        return torch.nn.functional.logsigmoid(scaled), torch.nn.functional.logsigmoid(-scaled)
-    if link != "mixture":
-        raise ValueError(f"unknown link {link!r}; choose from {LINKS}")
-    a, b = _mixture(mu)
-    x = mu[..., None] * (b / torch.sqrt(1.0 + b * b * var[..., None]))
-    log_a = a.log()
-    log_p = torch.logsumexp(log_a + torch.special.log_ndtr(x), dim=-1)
-    log_q = torch.logsumexp(log_a + torch.special.log_ndtr(-x), dim=-1)
-    return log_p, log_q
+class _Gaussian:
+    """Per-pixel f ~ N(mu, var) and the probit-mixture terms every map shares (computed lazily, once)."""
+
+    def __init__(self, mu: torch.Tensor, var: torch.Tensor):
+        self.mu, self.var = mu.float(), var.float().clamp_min(0.0)
+        self.a, self.b = _mixture(self.mu)
+        self._pq = self._densities = None
+
+    def probabilities(self, link: str = "mixture") -> tuple[torch.Tensor, torch.Tensor]:
+        """(p̄, 1 − p̄), each computed directly."""
+        if link == "probit":
+            scaled = self.mu / torch.sqrt(1.0 + (math.pi / 8.0) * self.var)
+            return torch.sigmoid(scaled), torch.sigmoid(-scaled)
+        if link != "mixture":
+            raise ValueError(f"unknown link {link!r}; choose from {LINKS}")
+        if self._pq is None:
+            b = self.b
+            x = self.mu[..., None] * (b / torch.sqrt(1.0 + b * b * self.var[..., None]))
+            self._pq = (torch.special.ndtr(x) @ self.a, torch.special.ndtr(-x) @ self.a)
+        return self._pq
+
+    def densities(self) -> torch.Tensor:
+        """N(μ; 0, b_i⁻² + v) with a trailing mixture dimension."""
+        if self._densities is None:
+            total = 1.0 / (self.b * self.b) + self.var[..., None]
+            self._densities = torch.exp(-0.5 * self.mu[..., None] ** 2 / total) * torch.rsqrt(2.0 * math.pi * total)
+        return self._densities
+
+    def expected_entropy(self) -> torch.Tensor:
+        return self.densities() @ (self.a / (self.b * self.b))
+
+    def std(self, nodes: int = STD_QUADRATURE_NODES, switch: float = STD_QUADRATURE_MAX_VARIANCE) -> torch.Tensor:
+        p, q = self.probabilities()
+        mixture = p * q - self.densities() @ self.a  # p̄(1 − p̄) − E[σ'(f)]
+        x, w = _hermite_e(nodes, self.mu)
+        small = self.var.clamp(max=switch)
+        s = torch.sigmoid(self.mu[..., None] + torch.sqrt(small)[..., None] * x)
+        centred = s - (s @ w)[..., None]
+        quadrature = (centred * centred) @ w
+        return torch.where(self.var <= switch, quadrature, mixture).clamp_min(0.0).sqrt()
 
 
 def mean_probability(mu: torch.Tensor, var: torch.Tensor, link: str = "mixture") -> torch.Tensor:
-    return log_mean_probabilities(mu, var, link)[0].exp()
-
-
-def _mixture_normal_terms(mu: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """a_i, b_i and N(μ; 0, b_i⁻² + v) with a trailing mixture dimension."""
-    a, b = _mixture(mu)
-    total = 1.0 / (b * b) + var[..., None]
-    density = torch.exp(-0.5 * mu[..., None] ** 2 / total) / torch.sqrt(2.0 * math.pi * total)
-    return a, b, density
+    """E[σ(f)] for f ~ N(mu, var)."""
+    return _Gaussian(mu, var).probabilities(link)[0]
 
 
 def expected_entropy(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """E[H(σ(f))] in nats for f ~ N(mu, var) (the aleatoric part of the predictive entropy)."""
-    a, b, density = _mixture_normal_terms(mu.float(), var.float().clamp_min(0.0))
-    return (a / (b * b) * density).sum(-1)
+    return _Gaussian(mu, var).expected_entropy()
 
 
-def entropy_from_logs(log_p: torch.Tensor, log_q: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Binary entropy from log p and log(1 − p); p clamped to [eps, 1 − eps] like ``binary_entropy``."""
-    log_lo, log_hi = math.log(eps), math.log1p(-eps)
-    log_p, log_q = log_p.clamp(log_lo, log_hi), log_q.clamp(log_lo, log_hi)
-    return -(log_p.exp() * log_p + log_q.exp() * log_q)
-
-
-def probability_std(mu: torch.Tensor, var: torch.Tensor, *, nodes: int = 32,
+def probability_std(mu: torch.Tensor, var: torch.Tensor, *, nodes: int = STD_QUADRATURE_NODES,
                     switch: float = STD_QUADRATURE_MAX_VARIANCE) -> torch.Tensor:
     """√Var[σ(f)] for f ~ N(mu, var): Gauss–Hermite where var ≤ switch, the probit mixture above."""
-    mu, var = mu.float(), var.float().clamp_min(0.0)
-    # Gauss–Hermite (probabilists'), nodes in logit space: μ + √v x_j; centred second moment.
-    x, w = _hermite_e(nodes, mu)
-    small = var.clamp(max=switch)
-    p = torch.sigmoid(mu[..., None] + torch.sqrt(small)[..., None] * x)
-    mean = (p * w).sum(-1)
-    quad = ((p - mean[..., None]) ** 2 * w).sum(-1)
-    # Mixture: Var = E[σ] − E[σ'] − E[σ]², E[σ'] = Σ a_i N(μ; 0, b_i⁻² + v).
-    a, _, density = _mixture_normal_terms(mu, var)
-    m = mean_probability(mu, var)
-    mix = m - (a * density).sum(-1) - m * m
-    return torch.where(var <= switch, quad, mix).clamp_min(0.0).sqrt()
+    return _Gaussian(mu, var).std(nodes, switch)
+
+
+def entropy_from_probabilities(p: torch.Tensor, q: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Binary entropy of p (q = 1 − p given separately), p clamped to [eps, 1 − eps] like ``binary_entropy``."""
+    p, q = p.clamp(eps, 1.0 - eps), q.clamp(eps, 1.0 - eps)
+    return -(p * torch.log(p) + q * torch.log(q))
 
 
 _HERMITE_CACHE: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -128,30 +142,32 @@ def _hermite_e(n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(like.device, like.dtype), w.to(like.device, like.dtype)
 
 
-def predictive_maps(mu: torch.Tensor, var: torch.Tensor, *, link: str = "mixture", std_nodes: int = 32,
-                    maps: tuple[str, ...] = ("entropy", "mutual_information", "std", "logit_variance")):
+def predictive_maps(mu: torch.Tensor, var: torch.Tensor, *, link: str = "mixture",
+                    std_nodes: int = STD_QUADRATURE_NODES, maps: tuple[str, ...] = MAP_NAMES):
     """Mean probability, its logit and the requested per-pixel maps for logits f ~ N(mu, var).
 
-    Returns ``(prob, logits, maps)``; logits = logit(E[σ(f)]) computed as log p − log(1 − p), so it
-    is exact where p is within fp32 rounding of 0 or 1.
+    Returns ``(prob, logits, maps)``; logits = logit(p̄), clamped to ±16.1 (ε = 1e-7).
     """
-    mu, var = mu.float(), var.float().clamp_min(0.0)
-    log_p, log_q = log_mean_probabilities(mu, var, link)
-    prob = log_p.exp()
+    gaussian = _Gaussian(mu, var)
+    p, q = gaussian.probabilities(link)
+    log_p, log_q = torch.log(p.clamp(EPS, 1.0)), torch.log(q.clamp(EPS, 1.0))
     out: dict[str, torch.Tensor] = {}
-    entropy = entropy_from_logs(log_p, log_q) if ("entropy" in maps or "mutual_information" in maps) else None
+    entropy = None
     for name in maps:
+        if name in ("entropy", "mutual_information") and entropy is None:
+            pc, qc = p.clamp(EPS, 1.0 - EPS), q.clamp(EPS, 1.0 - EPS)
+            entropy = -(pc * torch.log(pc) + qc * torch.log(qc))
         if name == "entropy":
             out[name] = entropy
         elif name == "mutual_information":
-            out[name] = (entropy - expected_entropy(mu, var)).clamp_min(0.0)
+            out[name] = (entropy - gaussian.expected_entropy()).clamp_min(0.0)
         elif name == "std":
-            out[name] = probability_std(mu, var, nodes=std_nodes)
+            out[name] = gaussian.std(std_nodes)
         elif name == "logit_variance":
-            out[name] = var
+            out[name] = gaussian.var
         else:
-            raise ValueError(f"unknown map {name!r}")
-    return prob, log_p - log_q, out
+            raise ValueError(f"unknown map {name!r}; choose from {MAP_NAMES}")
+    return p, log_p - log_q, out
 
 
 def pixel_logit_variance(z_cov: torch.Tensor, U: torch.Tensor, *, diagonal: bool = False) -> torch.Tensor:

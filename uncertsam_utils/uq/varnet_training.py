@@ -46,6 +46,9 @@ from ..prompts import jitter_boxes
 from .varnet_head import VarianceHead, gaussian_nll, model_identity, save_head, transformer_dim
 
 RESUME_SUFFIX = ".resume.pt"
+# Part of the cache key of trained heads: bump it when the training code changes what a head, or
+# the record stored with it, holds, so that caches made by older code are not reused.
+RECIPE_VERSION = 2
 _STREAM_TAG = 0x7661726E  # "varn": separates this run's data stream from other uses of the seed
 
 
@@ -479,7 +482,8 @@ def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: 
     if data is None:
         files = sorted((root / "fit").glob("*/annotations/dataset.json"))
         data = {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
-    key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed), "data": data}
+    key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed), "data": data,
+           "recipe_version": RECIPE_VERSION}
     if limit is not None:
         key["limit"] = int(limit)
     digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
