@@ -137,9 +137,10 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
                    clock: str = "wall") -> list[MethodTiming]:
     """Median seconds per image of each method on one model, with the baseline measured alongside.
 
-    Every call sees a new image, so the predictor's encoding cache never hits and each time
-    includes the encoder passes a new image costs. Methods are interleaved within each repeat,
-    so load from other jobs on a shared machine hits them alike. ``clock="cpu"`` measures the
+    Every call, of every method, sees an image of its own: the predictor caches the last
+    encoding, and a method run on the image the previous method just encoded would skip its
+    encoder pass. Each time thus includes the encoder passes a new image costs. Methods are
+    interleaved within each repeat, so load from other jobs on a shared machine hits them alike. ``clock="cpu"`` measures the
     process's CPU time (all threads, user + system) instead of wall time: with one thread it
     barely depends on what else runs on the machine."""
     import torch
@@ -155,10 +156,12 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     size = predictor.image_size
     methods = {n: METHODS[n].for_benchmark(loaded, torch.Generator().manual_seed(seed)) for n in names}
     boxes = bench_boxes(objects, size, seed)
-    images = [bench_image(size, seed + i) for i in range(repeats + 1)]
+    images = {(index, name): bench_image(size, seed + index * len(names) + position)
+              for index in range(repeats + 1) for position, name in enumerate(names)}
 
     def run(name: str, index: int) -> None:
-        methods[name].predict(predictor, images[index], boxes, generator=image_generator(seed, "bench", index))
+        image = images[index, name]
+        methods[name].predict(predictor, image, boxes, generator=image_generator(seed, "bench", index))
 
     now = CLOCKS[clock]
     times: dict[str, list[float]] = {n: [] for n in names}
