@@ -22,6 +22,16 @@ def tiny_random():
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test: many small ops on a busy two-core machine run up to 10x slower
+    with two threads (they wait for each other), and one thread is as fast on an idle machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

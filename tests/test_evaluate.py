@@ -32,13 +32,7 @@ DATASETS = ("BIG", "COIFT")  # BIG: scored at half resolution
 IMAGES = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two torch threads on a busy two-core machine are many times slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,14 +33,7 @@ def fit_items(split, count, seed=0):
     return [render_item(FIT_SPEC, seed, split, i)[1:] for i in range(count)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared, busy machine two spinning OpenMP threads run training steps
-    several times slower than one; on an idle one the difference is small."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +108,7 @@ def test_dense_box_raster_and_curriculum_schedule():
     raster = box_raster(torch.tensor([[0.0, 0.0, 127.0, 255.0]]), 64, 256, 10.0)
     assert raster.shape == (1, 64, 64)
     assert (raster[0, :, :32] == 10).all() and (raster[0, :, 32:] == -10).all()
-    cfg = dataclasses.replace(TrainConfig(), steps=1000)
+    cfg = dataclasses.replace(TrainConfig(), steps=1000, dense_box_until=0.5)
     assert cfg.dense_probability(0) == 1.0 and cfg.dense_probability(250) == 0.5
     assert cfg.dense_probability(500) == 0.0 and cfg.dense_probability(999) == 0.0
 

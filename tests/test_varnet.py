@@ -29,14 +29,7 @@ from uncertsam_utils.uq.varnet_training import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tests run many small ops; on a busy 2-core machine a second thread makes them up to
-    # 10x slower (threads wait for each other), and one thread is as fast when the machine is idle.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_boxes(rng, n, size):

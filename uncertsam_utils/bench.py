@@ -9,11 +9,8 @@ is run ``repeats`` times after one warm-up and its median is reported.
 Two CPU effects that move the ratios (measured on the 2-core development machine):
 - with other jobs on the cores, torch's default OpenMP threads spin-wait on each other and
   every time inflates several-fold; ``--threads 1`` gives steadier numbers there;
-- glibc serves allocations over 32 MB with fresh ``mmap`` pages and returns them on free, so a
-  large batch (e.g. the 30 prompts of prompt perturbation at 1024 px) pays kernel page-zeroing
-  time on every call that smaller batches do not. Running with
-  ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` (or jemalloc/tcmalloc) keeps freed
-  memory for reuse and removes that cost for every method alike.
+- glibc returns allocations over 32 MB to the system on free, so large batches paid kernel
+  page-zeroing on every call; the predictor turns that off on CPU (``model/allocator.py``).
 """
 
 from __future__ import annotations
@@ -186,10 +183,11 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
 
 def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeats: int = 5, device: str = "cpu",
              seed: int = 0, clock: str = "wall") -> list[MethodTiming]:
-    """``bench_uq_model`` for each model; ``methods`` None means every registered method."""
-    from .uq import METHODS
+    """``bench_uq_model`` for each model; ``methods`` None means every uncertainty method (not the
+    refinement variants, which the Table 1 notebook times)."""
+    from .uq import UQ_METHOD_NAMES
 
-    names = list(METHODS) if methods is None else list(methods)
+    names = list(UQ_METHOD_NAMES) if methods is None else list(methods)
     rows: list[MethodTiming] = []
     for model_name in models:
         loaded = load_bench_model(model_name, device)
@@ -255,7 +253,7 @@ def register(subparsers) -> None:
     uq.add_argument("--models", default=",".join(DEFAULT_UQ_MODELS),
                     help="comma-separated registry names (default: %(default)s); official models use random weights, "
                     "nano its shipped weights when present")
-    uq.add_argument("--methods", default="", help="comma-separated method names (default: every registered method); "
+    uq.add_argument("--methods", default="", help="comma-separated method names (default: every uncertainty method); "
                     "the baseline is always measured")
     uq.add_argument("--objects", type=int, default=3, help="box prompts per image (default 3)")
     uq.add_argument("--repeats", type=int, default=5, help="timed images per method after one warm-up (default 5)")

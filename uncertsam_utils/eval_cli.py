@@ -51,12 +51,15 @@ def _run(args) -> int:
         print(f"warning: {loaded.label}")
     try:
         posterior = {"laplace": args.posterior, "laplace-paper": args.posterior_paper or args.posterior}
+        fusion = _fusion_files(args.fusion)
         methods = build_methods(args.method, loaded, T=args.T, K=args.K, posterior=posterior, head=args.head,
-                                components=args.components)
+                                components=args.components, fusion=fusion)
     except (KeyError, ValueError, TypeError, FileNotFoundError) as err:  # incl. a posterior/head of another model
         raise UserError(str(err)) from err
     identity = {"model": loaded.identity(), "model_seed": loaded.seed if loaded.random_weights else None}
-    for key, path in (("posterior", args.posterior), ("posterior_paper", args.posterior_paper), ("head", args.head)):
+    files = [("posterior", args.posterior), ("posterior_paper", args.posterior_paper), ("head", args.head)]
+    files += [(f"fusion_{name}", path) for name, path in sorted(fusion.items())]
+    for key, path in files:
         if path is not None:
             identity[key] = sha256_of(Path(path))
     predictor = Predictor(loaded.model)
@@ -69,6 +72,16 @@ def _run(args) -> int:
     for (dataset, method), path in sorted(paths.items()):
         print(f"{dataset:<12} {method:<18} {path}")
     return 0
+
+
+def _fusion_files(pairs) -> dict[str, str]:
+    out = {}
+    for pair in pairs or ():
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--fusion takes METHOD=FILE (e.g. fusion-laplace=fusion.pt), got {pair!r}")
+        out[name] = path
+    return out
 
 
 def register(subparsers) -> None:
@@ -84,7 +97,8 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--method", nargs="+", required=True, metavar="NAME",
                         help="methods: baseline, tta, prompt, laplace, laplace-paper, varnet, combined-rank, "
-                             "combined-product, ...")
+                             "combined-product; refinement: mask-prompt, fusion-laplace, fusion-ones, fusion-entropy, "
+                             "gt-mask-prompt")
     parser.add_argument("--components", nargs="+", default=None, metavar="NAME",
                         help="components of the combined-* methods (default: each combination's own)")
     parser.add_argument("--model", default="nano", help="model registry name (default: nano)")
@@ -95,6 +109,9 @@ def register(subparsers) -> None:
     parser.add_argument("--posterior-paper", default=None,
                         help="posterior for laplace-paper when it differs (e.g. a --recipe paper fit)")
     parser.add_argument("--head", default=None, help="trained variance head file (varnet)")
+    parser.add_argument("--fusion", nargs="+", default=None, metavar="METHOD=FILE",
+                        help="trained fusion modules of the fusion-* refinement variants (`uncertsam train fusion`), "
+                             "e.g. fusion-laplace=la.pt fusion-ones=ones.pt")
     parser.add_argument("--T", type=int, default=10, help="TTA copies (default 10)")
     parser.add_argument("--K", type=int, default=10, help="prompt perturbations (default 10)")
     parser.add_argument("--seed", type=int, default=42, help="evaluation seed (default 42, the paper's)")

@@ -262,11 +262,13 @@ def _evaluate_image(predictor, methods, order, shared, reader, dataset, image_id
     names = [n for n in order if image_id in pending.get(n, ())]
     sample = reader.load(image_id)
     masks, mask_ids = np.asarray(sample.masks, bool), np.asarray(sample.mask_ids)
-    boxes, vanished = boxes_from_masks(resize_masks(masks, predictor.image_size))
+    input_masks = resize_masks(masks, predictor.image_size)
+    boxes, vanished = boxes_from_masks(input_masks)
     if vanished.any():  # no pixel left in the model's input frame: no box prompt, not evaluated
         tqdm.write(f"{dataset} image {image_id}: mask(s) {mask_ids[vanished].tolist()} vanish at the model's "
                    f"input size {predictor.image_size}; not evaluated")
         masks, mask_ids, boxes = masks[~vanished], mask_ids[~vanished], boxes[~vanished]
+        input_masks = input_masks[~vanished]
     if len(mask_ids) == 0:
         return [partial(atomic_write, _part_path(out_dir, dataset, name, image_id), "") for name in names]
     targets = prepare_targets(torch.from_numpy(masks), half_resolution=dataset in HALF_RESOLUTION_DATASETS)
@@ -279,6 +281,8 @@ def _evaluate_image(predictor, methods, order, shared, reader, dataset, image_id
         kwargs = {}
         if isinstance(method, CombinedUncertainty):
             kwargs["precomputed"] = {key: results[other] for key, other in shared[name].items() if other in results}
+        if method.needs_ground_truth:  # upper bounds (gt-mask-prompt) prompt with the masks they are scored on
+            kwargs["gt_masks"] = input_masks
         result = method.predict(predictor, sample.image, boxes, encoding=encoding,
                                 generator=image_generator(seed, dataset, image_id), **kwargs)
         results[name] = result
@@ -349,16 +353,18 @@ def load_results(out_dir, datasets: Sequence[str] | None = None, methods: Sequen
 
 NEEDS_POSTERIOR = ("laplace", "laplace-paper")
 NEEDS_HEAD = ("varnet",)
+NEEDS_FUSION = ("fusion-laplace", "fusion-ones", "fusion-entropy")
 
 
 def build_methods(names: Sequence[str], loaded_model, *, T: int = 10, K: int = 10, posterior=None, head=None,
-                  components: Sequence[str] | None = None) -> dict[str, UQMethod]:
+                  components: Sequence[str] | None = None, fusion: Mapping | None = None) -> dict[str, UQMethod]:
     """Method instances by name, for the CLI and the notebooks.
 
     ``T`` (TTA copies), ``K`` (prompt perturbations), ``posterior`` (a fitted Laplace posterior file for
     ``laplace`` and ``laplace-paper``, or a dict method name → file, since the paper's predictive is
     normally paired with a ``--recipe paper`` posterior), ``head`` (a trained variance head file, for
-    ``varnet``).
+    ``varnet``), ``fusion`` (method name → trained fusion file, for the ``fusion-*`` refinement variants;
+    those with a Laplace first pass use the ``laplace`` posterior).
     A combination (``combined-rank``, ``combined-product``) is built from its default components, or
     from ``components``; a component that is also in ``names`` is the same instance, so the driver
     computes it once.
@@ -389,6 +395,8 @@ def build_methods(names: Sequence[str], loaded_model, *, T: int = 10, K: int = 1
                 raise ValueError(f"method {name!r} needs a fitted Laplace posterior: pass posterior=FILE (--posterior"
                                  f"{'-paper' if name == 'laplace-paper' else ''})")
             method = _load_laplace(cls, fitted, loaded_model)
+        elif name in NEEDS_FUSION:
+            method = _load_fusion(cls, (fusion or {}).get(name), posterior, loaded_model)
         else:
             method = cls()
         built[name] = method
@@ -416,6 +424,29 @@ def _load_laplace(cls, posterior, loaded_model) -> UQMethod:
     fitted = getattr(method, "fitted", None)
     if hasattr(fitted, "check_model"):
         fitted.check_model(loaded_model)  # PosteriorMismatchError (a ValueError) for another model
+    return method
+
+
+def _load_fusion(cls, fusion_file, posterior, loaded_model) -> UQMethod:
+    """A fused refinement variant with its trained module, checked against the model now."""
+    from .refine.fusion import load_fusion
+    from .refine.passes import UNCERTAINTY_SOURCES
+    from .uq.laplace import LaplaceExact
+
+    if fusion_file is None:
+        raise ValueError(f"method {cls.name!r} needs a trained fusion module: pass fusion={{{cls.name!r}: FILE}} "
+                         f"(--fusion {cls.name}=FILE) from `uncertsam train fusion --uncertainty {cls.uncertainty}`")
+    from .uq.varnet_head import model_identity
+
+    module, _ = load_fusion(fusion_file, model_identity(loaded_model), uncertainty=cls.uncertainty)
+    fitted = None
+    if UNCERTAINTY_SOURCES[cls.uncertainty][0] == "laplace":
+        fitted = posterior.get("laplace") if isinstance(posterior, Mapping) else posterior
+        if fitted is None:
+            raise ValueError(f"method {cls.name!r} has a Laplace first pass: pass posterior=FILE (--posterior)")
+        fitted = _load_laplace(LaplaceExact, fitted, loaded_model).fitted
+    method = cls(fusion=module, posterior=fitted)
+    method.fusion = str(fusion_file)
     return method
 
 

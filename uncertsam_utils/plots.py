@@ -49,6 +49,12 @@ METHOD_COLOURS = {
     "laplace": "#2ca02c",  # green
     "laplace-paper": "#98df8a",  # light green: the paper-faithful Laplace recipe
     "varnet": "#9467bd",  # purple
+    # refinement variants (notebook 07)
+    "mask-prompt": "#8c8c8c",  # light grey: SAM-2 refined by its own mask
+    "fusion-laplace": "#006d2c",  # dark green: fused with the Laplace map
+    "fusion-ones": "#e7ba52",  # ochre: the ones-map ablation
+    "fusion-entropy": "#17becf",  # cyan: fused with SAM's entropy map
+    "gt-mask-prompt": "#252525",  # near-black: the ground-truth upper bound
 }
 
 MAP_LABELS = {
@@ -285,3 +291,98 @@ def qualitative_rows(predictor, method, data_root, datasets, *, images_per_domai
                 extra_boxes_input_frame=None if perturbed is None else perturbed[largest, 1:].cpu().numpy(),
             ))
     return rows
+
+
+# ------------------------------------------------------------------- refinement figure (notebook 07)
+
+@dataclass
+class RefinementExample:
+    """One object of one image, everything at the original resolution."""
+
+    title: str
+    image: np.ndarray  # (H, W, 3)
+    box: np.ndarray  # (4,) original-image pixels
+    gt: np.ndarray  # (H, W) bool
+    uncertainty: np.ndarray  # (H, W) the map fed to the fusion module (first pass)
+    predictions: dict  # method name → (H, W) bool
+
+
+def refinement_examples(predictor, methods: dict, data_root, datasets, *, uncertainty_method, images_per_domain: int = 1,
+                        seed: int = 0, split: str = "test") -> list[RefinementExample]:
+    """The largest object of the first ``images_per_domain`` test images of each dataset, predicted by
+    every method of ``methods`` (name → instance) and with ``uncertainty_method``'s map."""
+    import torch
+
+    from .data.layout import SplitReader
+    from .data.resize import boxes_from_masks, resize_masks
+    from .uq import image_generator
+
+    examples = []
+    for dataset in datasets:
+        reader = SplitReader(data_root, dataset, split)
+        for image_id in reader.image_ids[:images_per_domain]:
+            sample = reader.load(image_id)
+            input_masks = resize_masks(sample.masks, predictor.image_size)
+            boxes, vanished = boxes_from_masks(input_masks)
+            masks, boxes, input_masks = sample.masks[~vanished], boxes[~vanished], input_masks[~vanished]
+            if len(boxes) == 0:
+                continue
+            largest = int(masks.reshape(len(masks), -1).sum(1).argmax())
+            with torch.inference_mode():
+                encoding = predictor.encode(sample.image, use_cache=False)
+                predictions = {}
+                for name, method in [*methods.items(), ("_map", uncertainty_method)]:
+                    kwargs = {"gt_masks": input_masks} if method.needs_ground_truth else {}
+                    result = method.predict(predictor, sample.image, boxes, encoding=encoding,
+                                            generator=image_generator(seed, dataset, image_id), **kwargs)
+                    full = result.at_original_size()
+                    if name == "_map":
+                        uncertainty = full.uncertainty[largest].cpu().numpy()
+                    else:
+                        predictions[name] = (full.logits[largest] > 0).cpu().numpy()
+            examples.append(RefinementExample(
+                f"{dataset}\n#{image_id}", sample.image,
+                box_to_original_frame(boxes[largest], result.orig_hw, predictor.image_size),
+                masks[largest].astype(bool), uncertainty, predictions))
+    return examples
+
+
+def refinement_grid(examples: list[RefinementExample], *, map_label: str = MAP_LABELS["entropy"],
+                    title: str | None = None, path: str | Path | None = None, cell_size: float = 2.2):
+    """Before/after figure: image with its box, ground truth, the first pass's uncertainty map (colour
+    bar) and each method's mask with its IoU; saved to ``path`` when given."""
+    import matplotlib.pyplot as plt
+
+    if not examples:
+        raise ValueError("refinement_grid needs at least one example")
+    methods = list(examples[0].predictions)
+    columns = ["image + box", "ground truth", map_label, *methods]
+    fig, axes = plt.subplots(len(examples), len(columns),
+                             figsize=(cell_size * len(columns) + 0.6, cell_size * len(examples)),
+                             squeeze=False, constrained_layout=True)
+    vmin, vmax = MAP_RANGES["entropy"]
+    for example, row_axes in zip(examples, axes):
+        row_axes[0].imshow(example.image)
+        _draw_box(row_axes[0], example.box, "#ffd400")
+        row_axes[1].imshow(_overlay(example.image, example.gt, "#ffffff", alpha=0.7))
+        shown = row_axes[2].imshow(example.uncertainty, cmap=UNCERTAINTY_CMAP, vmin=vmin, vmax=vmax)
+        fig.colorbar(shown, ax=row_axes[2], fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
+        for ax, name in zip(row_axes[3:], methods):
+            predicted = example.predictions[name]
+            union = np.logical_or(predicted, example.gt).sum()
+            iou = np.logical_and(predicted, example.gt).sum() / union if union else float("nan")
+            ax.imshow(_overlay(example.image, predicted, evaluation_colour(name, methods)))
+            ax.set_xlabel(f"IoU {iou:.3f}", fontsize=8)
+        row_axes[0].set_ylabel(example.title, fontsize=9)
+        for ax in row_axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, name in zip(axes[0], columns):
+        ax.set_title(name, fontsize=9, color=evaluation_colour(name, methods) if name in methods else "black")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    return fig

@@ -99,3 +99,41 @@ def labels_from_masks(points, masks, image_size: int) -> torch.Tensor:
     rows = (flat_points[..., 1] * (height / image_size)).long().clamp(0, height - 1)
     labels = masks.reshape(masks.shape[0], -1).gather(1, rows * width + cols)
     return labels.long().reshape(points.shape[:-1])
+
+
+def sample_clicks(masks, count: int, generator: torch.Generator, *, positive_probability: float = 0.5):
+    """SAM-style click prompts on (B, S, S) input-frame masks: ``count`` distinct pixels per object,
+    the first from the foreground, each later one from the foreground with ``positive_probability``
+    and from the background otherwise, uniformly and without repeats (the paper's "uniform" sampler).
+
+    Returns points (B, count, 2) xy and labels (B, count), the label being the mask's value at the
+    point: when an object has fewer foreground (or background) pixels than asked for, the extra
+    draws land on the other region and are labelled by what they hit, never mislabelled.
+    """
+    masks = torch.as_tensor(masks).bool()
+    batch, height, width = masks.shape
+    flat = masks.reshape(batch, -1)
+    # Random keys, foreground and background ranked separately: the top ``count`` of each region are
+    # a uniform draw without replacement from it (a region's pixels always outrank the other's).
+    keys = torch.rand((batch, height * width), generator=generator, device=generator.device).to(masks.device)
+    fg_rank = torch.topk(keys + flat.float(), count, dim=1).indices
+    bg_rank = torch.topk(keys + (~flat).float(), count, dim=1).indices
+    want_positive = torch.rand((batch, count), generator=generator, device=generator.device).to(masks.device) < positive_probability
+    want_positive[:, 0] = True
+    # The j-th foreground click is the j-th foreground draw, the j-th background click the j-th
+    # background draw. A region with too few pixels continues into the other region's draws after
+    # the ones that region's own clicks took, so clicks never repeat within an object.
+    fg_used = torch.cumsum(want_positive.long(), dim=1) - 1
+    bg_used = torch.cumsum((~want_positive).long(), dim=1) - 1
+    n_fg, n_bg = flat.sum(1, keepdim=True), (~flat).sum(1, keepdim=True)
+    n_pos, n_neg = want_positive.sum(1, keepdim=True), (~want_positive).sum(1, keepdim=True)
+
+    def take(rank: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        return rank.gather(1, position.clamp(0, count - 1))
+
+    positive = torch.where(fg_used < n_fg, take(fg_rank, fg_used), take(bg_rank, n_neg + fg_used - n_fg))
+    negative = torch.where(bg_used < n_bg, take(bg_rank, bg_used), take(fg_rank, n_pos + bg_used - n_bg))
+    index = torch.where(want_positive, positive, negative)
+    points = torch.stack([index % width, index // width], dim=-1).float()
+    labels = flat.gather(1, index).long()
+    return points, labels

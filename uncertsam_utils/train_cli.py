@@ -1,7 +1,6 @@
 """``uncertsam train ...``: train the project's own models.
 
-One subcommand per model, each added by a ``_add_*`` function listed in ``SUBCOMMANDS``
-(later: ``varnet``, ``fusion``). Handlers import torch and the training code lazily, so
+One subcommand per model, each added by a ``_add_*`` function listed in ``SUBCOMMANDS``. Handlers import torch and the training code lazily, so
 ``uncertsam --help`` stays fast.
 
 * ``uncertsam train nano --data DIR --out FILE [--seed 0] [--steps N] [--resume]``: the nano SAM-2
@@ -11,6 +10,8 @@ One subcommand per model, each added by a ``_add_*`` function listed in ``SUBCOM
 * ``uncertsam train varnet --data DIR --model NAME [--checkpoint FILE] --out FILE [--epochs N]
   [--seed 0] [--resume]``: the variance network's head on ``DIR/fit/train`` (SAM-2 frozen),
   selected on ``DIR/fit/val``.
+* ``uncertsam train fusion --data DIR --uncertainty laplace|ones|entropy [--posterior FILE] --out FILE
+  [--epochs 5] [--images N] [--seed 0] [--resume]``: a dense-fusion refinement module (SAM-2 frozen).
 """
 
 from __future__ import annotations
@@ -131,6 +132,20 @@ def _add_nano_card(models) -> None:
     parser.set_defaults(handler=_nano_card)
 
 
+def _check_out(args, out: Path, resume_file: Path) -> None:
+    """Refuse to overwrite a finished file or to start over on an interrupted run's resume state."""
+    from .cli import UserError
+
+    if out.exists() and not args.resume and not args.force:
+        raise UserError(f"{out} exists; pass --force to overwrite it")
+    if not args.resume and resume_file.exists():
+        raise UserError(f"{resume_file} exists from an interrupted run; pass --resume to continue it "
+                        "or delete it to start over")
+    if args.resume and not resume_file.exists() and out.exists():
+        raise UserError(f"nothing to resume: {out} is complete (no {resume_file.name}); "
+                        "pass --force without --resume to train it again")
+
+
 def _varnet_command(args, root: Path, out: Path) -> str:
     """The canonical command that reproduces this run (recorded in the head file)."""
     parts = ["uncertsam", "train", "varnet", "--data", str(root), "--model", args.model, "--out", str(out),
@@ -150,16 +165,9 @@ def _varnet(args) -> int:
     out = Path(args.out).expanduser()
     if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    if out.exists() and not args.resume and not args.force:
-        raise UserError(f"{out} exists; pass --force to overwrite it")
-    if not args.resume and resume_path(out).exists():
-        raise UserError(f"{resume_path(out)} exists from an interrupted run; pass --resume to continue it "
-                        "or delete it to start over")
+    _check_out(args, out, resume_path(out))
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.resume and not resume_path(out).exists() and out.exists():
-        raise UserError(f"nothing to resume: {out} is complete (no {resume_path(out).name}); "
-                        "pass --force without --resume to train it again")
     root = _data_root(args)
     try:
         result = train_from_root(root, out, model=args.model, checkpoint=args.checkpoint, epochs=args.epochs,
@@ -194,8 +202,90 @@ def _add_varnet(models) -> None:
     parser.set_defaults(handler=_varnet)
 
 
-# Each entry adds one ``uncertsam train <model>`` subcommand; later issues append theirs.
-SUBCOMMANDS = [_add_nano, _add_nano_card, _add_varnet]
+def _fusion_command(args, root: Path, out: Path) -> str:
+    parts = ["uncertsam", "train", "fusion", "--data", str(root), "--uncertainty", args.uncertainty,
+             "--model", args.model, "--out", str(out), "--seed", str(args.seed), "--threads", str(args.threads),
+             "--epochs", str(args.epochs), "--clicks", str(args.clicks), "--init", args.init]
+    parts += ["--checkpoint", str(args.checkpoint)] if args.checkpoint is not None else []
+    parts += ["--posterior", str(args.posterior)] if args.posterior is not None else []
+    parts += ["--images", str(args.images)] if args.images is not None else []
+    return shlex.join(parts)
+
+
+def _fusion(args) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see _nano
+    import torch
+
+    from .cli import UserError
+    from .model import load_model
+    from .refine.training import FusionTrainConfig, load_training_data, resume_path, train_fusion
+
+    out = Path(args.out).expanduser()
+    for name in ("epochs", "clicks"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1")
+    _check_out(args, out, resume_path(out))
+    config = FusionTrainConfig(uncertainty=args.uncertainty, epochs=args.epochs, clicks=args.clicks, init=args.init)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = _data_root(args)
+    try:
+        loaded = load_model(args.model, args.checkpoint, device=args.device)
+        posterior = None
+        if config.first_pass == "laplace":
+            if args.posterior is None:
+                raise UserError(f"--uncertainty {args.uncertainty} has a Laplace first pass: pass --posterior FILE "
+                                "(from `uncertsam fit laplace`)")
+            from .uq.laplace_posterior import LastLayerPosterior
+
+            posterior = LastLayerPosterior.load(args.posterior, loaded)
+        train_data, val_data = load_training_data(root, loaded.image_size, limit=args.images,
+                                                  val_images=config.val_images, progress=not args.quiet)
+        result = train_fusion(loaded, train_data, val_data, config=config, posterior=posterior, out=out, seed=args.seed,
+                              resume=args.resume, progress=not args.quiet,
+                              extra_record={"command": _fusion_command(args, root, out)})
+    except (FileNotFoundError, ValueError) as err:  # missing weights, another model's posterior, bad data
+        raise UserError(str(err)) from err
+    best = result.history[result.best_epoch - 1]
+    print(f"{out}: best epoch {result.best_epoch} of {len(result.history)}, val mIoU first pass "
+          f"{best['val_miou_first']:.4f} -> refined {best['val_miou_refined']:.4f}; "
+          f"{result.record['train_seconds'] / 60:.1f} min")
+    return 0
+
+
+FUSION_MAPS = ("laplace", "ones", "entropy")  # refine.passes.UNCERTAINTY_SOURCES (not imported: --help stays fast)
+
+
+def _add_fusion(models) -> None:
+    parser = models.add_parser(
+        "fusion", help="train a dense-fusion refinement module (SAM-2 frozen) on a fit set",
+        description="Train the dense embedding fusion module (paper §5) on <data>/fit/train with the paper's "
+                    "iterative prompts (box or click, then one click per step), loss 20 focal + dice + IoU L1, "
+                    "keeping the epoch with the lowest <data>/fit/val loss under the evaluation prompt. "
+                    "--uncertainty laplace: Laplace first pass and its entropy map; ones: Laplace first pass and a "
+                    "map of ones (the ablation); entropy: SAM-2 first pass and its entropy. "
+                    "Checkpoints to <out>.resume.pt.")
+    parser.add_argument("--out", required=True, help="the fusion file to write (.pt)")
+    _add_data_arguments(parser)
+    parser.add_argument("--uncertainty", required=True, choices=FUSION_MAPS)
+    parser.add_argument("--model", default="nano", help="registry name (default: nano)")
+    parser.add_argument("--checkpoint", default=None, help="model weights (default: the model's own; 'random' for tests)")
+    parser.add_argument("--posterior", default=None, help="fitted Laplace posterior (laplace and ones)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs (default 5, the paper's)")
+    parser.add_argument("--images", type=int, default=None, help="first N images of fit/train (default: all)")
+    parser.add_argument("--clicks", type=int, default=8, help="prompt steps per image (default 8, the paper's)")
+    parser.add_argument("--init", default="exact", choices=["exact", "paper"],
+                        help="exact: start at mask-prompt refinement (default); paper: PyTorch's default init")
+    parser.add_argument("--seed", type=int, default=0, help="init and sampling seed (default 0)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.set_defaults(handler=_fusion)
+
+
+# Each entry adds one ``uncertsam train <model>`` subcommand.
+SUBCOMMANDS = [_add_nano, _add_nano_card, _add_varnet, _add_fusion]
 
 
 def register(subparsers) -> None:

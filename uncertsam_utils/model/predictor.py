@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .allocator import keep_freed_memory
 from .images import to_rgb_uint8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -78,6 +79,8 @@ class Predictor:
         self.mask_size = 4 * self.embed_size
         self._cache_key: str | None = None
         self._cache: Encoding | None = None
+        if self.device.type == "cpu":
+            keep_freed_memory()  # batched decodes allocate > 32 MB blocks; see allocator.py
 
     @property
     def device(self) -> torch.device:
@@ -136,6 +139,7 @@ class Predictor:
         mask_logits: torch.Tensor | None = None,
         image_index=None,
         *,
+        dense_prompt: torch.Tensor | None = None,
         return_internals: bool = False,
         return_all_tokens: bool = False,
         return_tokens: bool = False,
@@ -146,6 +150,8 @@ class Predictor:
         input-frame pixels; any leading shape (objects × perturbations, images × objects, ...),
         shared by the outputs. ``mask_logits`` (..., m, m) is an optional dense mask prompt.
         ``image_index`` (...,) says which encoded image each prompt belongs to (default 0).
+        ``dense_prompt`` (..., C, e, e) replaces the prompt encoder's dense embedding (what it makes of
+        ``mask_logits``, or its no-mask embedding), e.g. a refinement module's fused prompt.
         ``return_all_tokens`` adds every mask token's logits and IoU (for training losses).
         ``return_tokens`` adds the transformer's image tokens and mask token 0's output.
         Gradients flow unless the caller disables them (training uses this same path).
@@ -162,6 +168,10 @@ class Predictor:
         if mask_logits is not None:
             masks = mask_logits.to(self.device, torch.float32).reshape(n, 1, self.mask_size, self.mask_size)
         sparse, dense = self.prompt_encoder(points=(coords, labels), boxes=None, masks=masks)
+        if dense_prompt is not None:
+            if masks is not None:
+                raise ValueError("give mask_logits or dense_prompt, not both")
+            dense = dense_prompt.to(self.device, torch.float32).reshape(n, *dense.shape[1:])
         image_embed, high_res = self._per_prompt_features(encoding, index, image_index is None)
         with self._capture(return_internals, return_tokens) as captured:
             # predict_masks is the package's decoder body: all mask tokens, before token selection.

@@ -18,6 +18,13 @@ METHODS: dict[str, type[UQMethod]] = {cls.name: cls for cls in (Baseline, TestTi
 METHODS.update({cls.name: cls for cls in (RankMeanCombination, ProductCombination)})  # combinations of the above
 
 METHODS.update({cls.name: cls for cls in (LaplaceExact, LaplacePaper)})  # last-layer Laplace (issue 6)
+UQ_METHOD_NAMES = tuple(METHODS)  # the uncertainty methods proper (what `bench uq` times by default)
+
+from ..refine.methods import REFINEMENT_METHODS  # noqa: E402  (they implement this package's interface)
+
+METHODS.update({cls.name: cls for cls in REFINEMENT_METHODS})  # Table 1's refinement variants (refine/)
+REFINEMENT_METHOD_NAMES = tuple(cls.name for cls in REFINEMENT_METHODS)
+
 
 def make_method(name: str, **hyperparameters) -> UQMethod:
     if name not in METHODS:
@@ -25,4 +32,4 @@ def make_method(name: str, **hyperparameters) -> UQMethod:
     return METHODS[name](**hyperparameters)
 
 
-__all__ = ["METHODS", "UQMethod", "UQResult", "image_generator", "make_method"]
+__all__ = ["METHODS", "REFINEMENT_METHOD_NAMES", "UQ_METHOD_NAMES", "UQMethod", "UQResult", "image_generator", "make_method"]

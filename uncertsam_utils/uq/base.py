@@ -56,6 +56,7 @@ class UQMethod(ABC):
     default_map: ClassVar[str] = "entropy"
     changes_image: ClassVar[bool] = False  # True: cannot reuse a shared Encoding (e.g. TTA)
     uses_random: ClassVar[bool] = False
+    needs_ground_truth: ClassVar[bool] = False  # True: predict takes gt_masks= (B, S, S), input frame (upper bounds)
 
     @abstractmethod
     def predict(

@@ -40,18 +40,22 @@ if TYPE_CHECKING:  # laplace-torch takes seconds to import: only the posterior m
 MAPS = ("entropy", "mutual_information", "std", "logit_variance")
 
 
+def resolve_posterior(posterior) -> tuple[str | None, "LastLayerPosterior | None"]:
+    """(label for the method's repr, posterior object) from a file, a fitted posterior or None."""
+    if isinstance(posterior, (str, Path)):
+        from .laplace_posterior import LastLayerPosterior
+
+        return str(posterior), LastLayerPosterior.load(posterior)
+    if posterior is None:
+        return None, None
+    return f"<{posterior.recipe}/{posterior.structure} posterior>", posterior
+
+
 class _LaplaceMethod(UQMethod):
     recipe: str = "exact"
 
     def __init__(self, posterior: "LastLayerPosterior | str | Path | None" = None):
-        if isinstance(posterior, (str, Path)):
-            from .laplace_posterior import LastLayerPosterior
-
-            self.posterior = str(posterior)
-            self._posterior = LastLayerPosterior.load(posterior)
-        else:
-            self.posterior = None if posterior is None else f"<{posterior.recipe}/{posterior.structure} posterior>"
-            self._posterior = posterior
+        self.posterior, self._posterior = resolve_posterior(posterior)
 
     @property
     def fitted(self) -> "LastLayerPosterior":

@@ -23,8 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
+
+from ..artifacts import read_payload, save_atomic
 
 LOG_VARIANCE_RANGE = (-5.0, 5.0)
 HEAD_FORMAT = "uncertsam-variance-head"
@@ -146,25 +148,11 @@ def save_head(head: VarianceHead, path: str | Path, loaded_model, *, training: d
         "state_dict": {k: v.detach().cpu() for k, v in head.state_dict().items()},
         "training": training or {},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a half-written head under the final name
-    return path
+    return save_atomic(payload, path)
 
 
 def read_head_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"variance head file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"cannot read variance head file {path}: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != HEAD_FORMAT:
-        raise ValueError(f"{path} is not a variance head file (format {HEAD_FORMAT!r})")
-    if payload.get("version") != HEAD_FORMAT_VERSION:
-        raise ValueError(f"{path} has head format version {payload.get('version')}, this code reads {HEAD_FORMAT_VERSION}")
-    return payload
+    return read_payload(path, kind="variance head", file_format=HEAD_FORMAT, version=HEAD_FORMAT_VERSION)
 
 
 def load_head(path: str | Path, loaded_model) -> VarianceHead:

@@ -43,6 +43,8 @@ import torch.nn.functional as F
 
 from ..model.predictor import Decoded, Encoding, Predictor
 from ..prompts import jitter_boxes
+from ..artifacts import read_resume, save_atomic
+from ..schedule import warmup_constant_decay
 from .varnet_head import VarianceHead, gaussian_nll, model_identity, save_head, transformer_dim
 
 RESUME_SUFFIX = ".resume.pt"
@@ -67,13 +69,7 @@ class VarnetTrainConfig:
     decode_steps: int = 16  # steps whose prompts share one frozen decoder call (fewer, larger calls)
 
     def lr_factor(self, step: int, total_steps: int) -> float:
-        warmup = math.floor(total_steps * self.warmup_fraction)
-        decay = math.floor(total_steps * self.decay_fraction)
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if decay and step >= total_steps - decay:
-            return max(0.0, (total_steps - step) / decay)
-        return 1.0
+        return warmup_constant_decay(step, total_steps, self.warmup_fraction, self.decay_fraction)
 
 
 # ------------------------------------------------------------------------------- frozen part
@@ -317,10 +313,7 @@ def train_variance_head(
     start_epoch, seconds = 0, 0.0
     ckpt = resume_path(out) if out is not None else None
     if resume and ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state["key"] != key:
-            raise ValueError(f"{ckpt} was written by a different run (seed, recipe, model or data differ); "
-                             "delete it or run without --resume")
+        state = read_resume(ckpt, key)
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -409,9 +402,7 @@ def _save_resume(path: Path, head, optimizer, scheduler, generator, epoch, key, 
         "best": best,
         "seconds": seconds,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_atomic(state, path)
 
 
 # ---------------------------------------------------------------------------------- data, CLI

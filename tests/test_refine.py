@@ -1,0 +1,258 @@
+"""Refinement by dense embedding fusion (paper §5): module, passes, variants, training."""
+
+import numpy as np
+import pytest
+import torch
+
+from uncertsam_utils.model import Predictor
+from uncertsam_utils.prompts import sample_clicks
+from uncertsam_utils.refine.fusion import DenseFusion, FusionModelMismatchError, load_fusion, save_fusion
+from uncertsam_utils.refine.methods import FusionLaplace, FusionOnes, GroundTruthMaskPrompt, MaskPromptRefinement
+from uncertsam_utils.refine.passes import box_points, first_pass, second_pass
+from uncertsam_utils.refine.training import (FusionTrainConfig, image_prompts, refinement_loss, resume_path,
+                                             sigmoid_focal, train_fusion, train_step)
+from uncertsam_utils.uq.varnet_head import model_identity
+
+from conftest import smooth_image
+from test_varnet import small_fit_data
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def predictor(nano_random):
+    return Predictor(nano_random.model)
+
+
+@pytest.fixture(scope="module")
+def scene(predictor):
+    image = smooth_image(np.random.default_rng(3), 200, 300)
+    boxes = torch.tensor([[30.0, 40.0, 150.0, 170.0], [100.0, 20.0, 240.0, 120.0]])
+    with torch.no_grad():
+        encoding = predictor.encode(image)
+    return image, boxes, encoding
+
+
+@pytest.fixture(scope="module")
+def posterior(nano_random, predictor):
+    from uncertsam_utils.uq.laplace_posterior import cached_features, fit_posterior, synthetic_images
+
+    features = cached_features(predictor, synthetic_images(2, 256, seed=0), seed=0)
+    return fit_posterior(nano_random, features, recipe="exact", structure="diag", seed=0, progress=False)
+
+
+def test_module_has_the_papers_size_on_official_sam2():
+    fusion = DenseFusion(256)
+    stem = sum(p.numel() for p in fusion.uncertainty_downscaling.parameters())
+    fuse = sum(p.numel() for p in fusion.fusion.parameters())
+    assert (stem, fuse) == (4_684, 131_328)
+
+
+def test_exact_init_reproduces_mask_prompt_refinement(predictor, scene):
+    image, boxes, encoding = scene
+    fusion = DenseFusion(predictor.prompt_encoder.embed_dim, init="exact", seed=5)
+    points, labels = box_points(boxes)
+    with torch.no_grad():
+        first = first_pass("sam", predictor, encoding, points=points, labels=labels)
+        noise = torch.rand(first.entropy.shape, generator=torch.Generator().manual_seed(0))
+        fused = second_pass(predictor, encoding, fusion, first.logits, noise, points=points, labels=labels)
+        plain = predictor.decode(encoding, boxes=boxes, mask_logits=first.logits)
+        paper = second_pass(predictor, encoding, DenseFusion(predictor.prompt_encoder.embed_dim, init="paper"),
+                            first.logits, noise, points=points, labels=labels)
+    torch.testing.assert_close(fused.logits, plain.logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fused.iou, plain.iou, rtol=0, atol=1e-6)
+    assert not torch.allclose(paper.logits, plain.logits, atol=1e-2)  # the paper's random init perturbs SAM
+    refined = MaskPromptRefinement().predict(predictor, image, boxes.numpy(), encoding=encoding)
+    torch.testing.assert_close(refined.logits, plain.logits.float(), rtol=0, atol=1e-5)
+    assert not torch.allclose(refined.logits, first.logits, atol=1e-2)  # the second pass does change the mask
+
+
+def test_laplace_and_ones_variants_differ_only_in_the_map(predictor, scene, posterior):
+    image, boxes, encoding = scene
+    fusion = DenseFusion(predictor.prompt_encoder.embed_dim, init="paper", seed=1)
+    points, labels = box_points(boxes)
+    with torch.no_grad():
+        first = first_pass("laplace", predictor, encoding, points=points, labels=labels, posterior=posterior)
+        with_map = second_pass(predictor, encoding, fusion, first.logits, first.entropy, points=points, labels=labels)
+        with_ones = second_pass(predictor, encoding, fusion, first.logits, torch.ones_like(first.entropy),
+                                points=points, labels=labels)
+    la = FusionLaplace(fusion=fusion, posterior=posterior).predict(predictor, image, boxes.numpy(), encoding=encoding)
+    ones = FusionOnes(fusion=fusion, posterior=posterior).predict(predictor, image, boxes.numpy(), encoding=encoding)
+    torch.testing.assert_close(la.logits, with_map.logits, rtol=0, atol=0)
+    torch.testing.assert_close(ones.logits, with_ones.logits, rtol=0, atol=0)
+    assert not torch.allclose(la.logits, ones.logits, atol=1e-3)
+    # the Laplace first pass is the Laplace method's own prediction
+    from uncertsam_utils.uq import make_method
+
+    laplace = make_method("laplace", posterior=posterior).predict(predictor, image, boxes.numpy(), encoding=encoding)
+    torch.testing.assert_close(first.logits, laplace.logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(first.entropy, laplace.maps["entropy"], rtol=0, atol=1e-6)
+
+
+def test_variants_need_their_parts(posterior):
+    with pytest.raises(ValueError, match="posterior"):
+        FusionOnes(fusion=DenseFusion(32))
+    with pytest.raises(ValueError, match="fusion module"):
+        FusionLaplace(posterior=posterior).predict(None, None, None)
+    with pytest.raises(ValueError, match="ground-truth"):
+        GroundTruthMaskPrompt().predict(None, None, None)
+
+
+def test_ground_truth_prompt_gets_the_masks_from_the_evaluation(tmp_path, nano_random, predictor):
+    from uncertsam_utils.data.layout import write_split
+    from uncertsam_utils.evaluate import build_methods, evaluate_datasets, load_results
+
+    rng = np.random.default_rng(0)
+    items = []
+    for index in range(2):
+        masks = [np.zeros((60, 80), bool) for _ in range(2)]
+        masks[0][10:40, 5:35] = True
+        masks[1][20:55, 40:75] = True
+        items.append((index, smooth_image(rng, 60, 80), masks))
+    root = tmp_path / "bench"
+    write_split(root, "COIFT", "test", items)
+    methods = build_methods(["baseline", "gt-mask-prompt", "mask-prompt"], nano_random)
+    evaluate_datasets(predictor, methods, root, ["COIFT"], tmp_path / "eval", progress=False)
+    frame = load_results(tmp_path / "eval")
+    assert set(frame["method"]) == {"baseline", "gt-mask-prompt", "mask-prompt"}
+    by_method = frame.groupby("method")["IoU"].apply(list)
+    assert by_method["gt-mask-prompt"] != by_method["baseline"]
+
+
+def test_save_load_round_trip_and_mismatches(tmp_path, nano_random, tiny_random):
+    fusion = DenseFusion(nano_random.model.sam_prompt_encoder.embed_dim, init="paper", seed=2)
+    path = save_fusion(fusion, tmp_path / "f.pt", model_identity(nano_random), uncertainty="ones")
+    loaded, payload = load_fusion(path, model_identity(nano_random), uncertainty="ones")
+    for key, value in fusion.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    with pytest.raises(FusionModelMismatchError):
+        load_fusion(path, model_identity(tiny_random))
+    with pytest.raises(ValueError, match="'ones' map"):
+        load_fusion(path, uncertainty="laplace")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_fusion(tmp_path / "junk.pt")
+
+
+def test_clicks_are_distinct_labelled_by_the_mask_and_start_inside():
+    masks = torch.zeros(400, 24, 24, dtype=torch.bool)
+    masks[:, 5:15, 6:18] = True
+    masks[0] = False
+    masks[0, 3, 3] = True  # one foreground pixel: further positive draws must land outside, labelled 0
+    points, labels = sample_clicks(masks, 8, torch.Generator().manual_seed(0), positive_probability=0.5)
+    cols, rows = points[..., 0].long(), points[..., 1].long()
+    truth = masks[torch.arange(400)[:, None], rows, cols].long()
+    assert torch.equal(labels, truth)
+    assert (labels[1:, 0] == 1).all() and labels[0, 0] == 1
+    flat = rows * 24 + cols
+    assert all(len(set(row.tolist())) == 8 for row in flat)
+    share = labels[1:, 1:].float().mean().item()
+    assert abs(share - 0.5) < 0.03  # 2,793 later clicks, positive with probability 0.5
+
+
+def test_focal_loss_matches_torchvision():
+    from torchvision.ops import sigmoid_focal_loss
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 16, 16, generator=gen) * 4
+    targets = (torch.rand(3, 16, 16, generator=gen) > 0.6).float()
+    torch.testing.assert_close(sigmoid_focal(logits, targets, 0.25, 2.0),
+                               sigmoid_focal_loss(logits, targets, alpha=0.25, gamma=2.0, reduction="none"))
+
+
+def test_prompts_grow_by_one_click_per_step():
+    data = small_fit_data("train", 2)
+    config = FusionTrainConfig(uncertainty="entropy", clicks=4)
+    seen = set()
+    for seed in range(12):
+        prompts = image_prompts(data, 0, config, torch.Generator().manual_seed(seed))
+        seen.add(prompts.start_with_box)
+        for index in range(config.clicks):
+            points, labels = prompts.step(index)
+            assert points.shape[:2] == labels.shape == (len(prompts.mask_ids), index + (2 if prompts.start_with_box else 1))
+            if prompts.start_with_box:
+                assert (labels[:, :2] == torch.tensor([2, 3])).all()
+    assert seen == {True, False}
+
+
+def test_one_training_step_reduces_the_loss(nano_random, predictor):
+    data = small_fit_data("train", 2)
+    config = FusionTrainConfig(uncertainty="entropy", clicks=3, lr=1e-2)
+    fusion = DenseFusion(predictor.prompt_encoder.embed_dim, init="exact", seed=0)
+    optimizer = torch.optim.SGD(fusion.parameters(), lr=1e-3)
+    from uncertsam_utils.refine.training import frozen
+
+    with frozen(nano_random.model):
+        before = train_step(predictor, fusion, None, data, 0, config, torch.Generator().manual_seed(7))
+        assert all(p.grad is not None for p in fusion.fusion.parameters())
+        assert all(p.grad is None for p in nano_random.model.parameters())  # SAM stays frozen
+        optimizer.step()
+        optimizer.zero_grad()
+        after = train_step(predictor, fusion, None, data, 0, config, torch.Generator().manual_seed(7))
+    assert after["loss"] < before["loss"]
+    assert all(p.requires_grad for p in nano_random.model.parameters())  # restored
+
+
+def test_refinement_loss_is_zero_for_a_perfect_confident_prediction():
+    config = FusionTrainConfig(uncertainty="entropy")
+    targets = torch.zeros(2, 32, 32)
+    targets[:, 8:24, 8:24] = 1
+    logits = torch.nn.functional.interpolate(targets[:, None] * 60 - 30, size=(16, 16), mode="area")[:, 0]
+    loss, actual = refinement_loss(logits, torch.ones(2), targets, config)
+    assert torch.allclose(actual, torch.ones(2)) and loss.item() < 1e-3
+
+
+def test_training_selects_by_val_loss_and_resumes_exactly(tmp_path, nano_random):
+    train, val = small_fit_data("train", 3), small_fit_data("val", 2)
+    config = FusionTrainConfig(uncertainty="entropy", epochs=2, clicks=2, lr=1e-3, checkpoint_every=2)
+    quiet = dict(config=config, seed=0, progress=False, log=lambda _msg: None)
+    whole = train_fusion(nano_random, train, val, out=tmp_path / "whole.pt", **quiet)
+    assert [row["epoch"] for row in whole.history] == [1, 2]
+    assert whole.best_epoch == min(whole.history, key=lambda row: row["val_loss"])["epoch"]
+    assert not resume_path(tmp_path / "whole.pt").exists()
+    stopped = train_fusion(nano_random, train, val, out=tmp_path / "part.pt", stop_after_steps=4, **quiet)
+    assert stopped.out is None and resume_path(tmp_path / "part.pt").is_file()
+    resumed = train_fusion(nano_random, train, val, out=tmp_path / "part.pt", resume=True, **quiet)
+    for field in ("val_loss", "train_loss", "train_iou_refined", "lr"):
+        assert [row[field] for row in resumed.history] == [row[field] for row in whole.history], field
+    for key, value in whole.fusion.state_dict().items():
+        assert torch.equal(value, resumed.fusion.state_dict()[key]), key
+    _, payload = load_fusion(tmp_path / "part.pt", model_identity(nano_random), uncertainty="entropy")
+    assert payload["training"]["best_epoch"] == whole.best_epoch
+    with pytest.raises(ValueError, match="Laplace first pass"):
+        train_fusion(nano_random, train, val, **{**quiet, "config": FusionTrainConfig(uncertainty="ones")})
+
+
+def test_train_fusion_command_writes_a_module_and_eval_scores_it(tmp_path, nano_random):
+    import argparse
+
+    from uncertsam_utils import eval_cli, train_cli
+    from uncertsam_utils.cli import UserError
+    from uncertsam_utils.data.mini import generate_fit
+    from uncertsam_utils.refine.passes import UNCERTAINTY_SOURCES
+
+    assert set(train_cli.FUSION_MAPS) == set(UNCERTAINTY_SOURCES)
+    root = generate_fit(tmp_path / "data", seed=0, sizes=(2, 1, 1), progress=False, workers=1)
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    train_cli.register(subparsers)
+    eval_cli.register(subparsers)
+    out = tmp_path / "fusion.pt"
+    argv = ["train", "fusion", "--data", str(root), "--uncertainty", "entropy", "--checkpoint", "random",
+            "--out", str(out), "--epochs", "1", "--clicks", "2", "--quiet"]
+    args = parser.parse_args(argv)
+    assert args.handler(args) == 0
+    _, payload = load_fusion(out, model_identity(nano_random), uncertainty="entropy")
+    assert "train fusion" in payload["training"]["command"] and payload["training"]["best_epoch"] == 1
+    with pytest.raises(UserError, match="exists"):
+        args = parser.parse_args(argv)
+        args.handler(args)
+    with pytest.raises(UserError, match="--posterior"):
+        args = parser.parse_args([*argv[:5], "ones", *argv[6:], "--force"])
+        args.handler(args)
+    args = parser.parse_args(["eval", "--data", str(root), "--datasets", "fit", "--split", "test", "--checkpoint",
+                              "random", "--method", "fusion-entropy", "mask-prompt", "--fusion", f"fusion-entropy={out}",
+                              "--out", str(tmp_path / "eval"), "--quiet", "--metric-workers", "0"])
+    assert args.handler(args) == 0
+    assert (tmp_path / "eval" / "fit" / "fusion-entropy.csv").is_file()

@@ -1,0 +1,46 @@
+"""Files the project writes for its trained and fitted parts (variance heads, fusion modules, resume
+states): atomic writes, and reads that name the file and say what is wrong with it.
+
+Every read uses ``torch.load(..., weights_only=True)``: these files hold tensors and plain data only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def save_atomic(payload, path) -> Path:
+    """``torch.save`` through a temporary sibling renamed into place: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_payload(path, *, kind: str, file_format: str, version: int) -> dict:
+    """The dict stored at ``path``, checked to be a ``kind`` file of ``file_format`` / ``version``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(f"cannot read {kind} file {path}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != file_format:
+        raise ValueError(f"{path} is not a {kind} file (format {file_format!r})")
+    if payload.get("version") != version:
+        raise ValueError(f"{path} has {kind} format version {payload.get('version')}, this code reads {version}")
+    return payload
+
+
+def read_resume(path, key: dict) -> dict:
+    """A training run's resume state, refused when it was written by a run with another ``key``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("key") != key:
+        raise ValueError(f"{path} was written by a different run (seed, recipe, model or data differ); "
+                         "delete it or run without --resume")
+    return state
