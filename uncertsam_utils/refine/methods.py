@@ -85,6 +85,19 @@ class _FusionRefinement(UQMethod):
         if first == "laplace" and self._posterior is None:
             raise ValueError(f"method {self.name!r} has a Laplace first pass: pass posterior=FILE (`uncertsam fit laplace`)")
 
+    @classmethod
+    def for_benchmark(cls, loaded_model, generator: torch.Generator) -> "UQMethod":
+        """An untrained (exact-init) module and, for a Laplace first pass, a posterior fitted on 4
+        synthetic images: the cost of a prediction does not depend on the weights."""
+        from .fusion import embed_dim_of
+
+        posterior = None
+        if UNCERTAINTY_SOURCES[cls.uncertainty][0] == "laplace":
+            from ..uq.laplace_posterior import benchmark_posterior
+
+            posterior = benchmark_posterior(loaded_model, "exact", generator)
+        return cls(fusion=DenseFusion(embed_dim_of(loaded_model.model)), posterior=posterior)
+
     def predict(self, predictor, image, boxes, *, encoding=None, generator=None) -> UQResult:
         if self._fusion is None:
             raise ValueError(f"method {self.name!r} needs a trained fusion module: fusion=FILE from "
