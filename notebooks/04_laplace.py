@@ -64,8 +64,6 @@ seed = 0
 images_per_domain = 1
 
 # %%
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -76,11 +74,12 @@ import torch
 from uncertsam_utils.data.layout import DATASETS, SplitReader, list_datasets
 from uncertsam_utils.data.mini import ensure_mini
 from uncertsam_utils.data.resize import boxes_from_masks, resize_masks
+from uncertsam_utils.evaluate import fit_posterior_cached
 from uncertsam_utils.model import Predictor, load_model
-from uncertsam_utils.paths import cache_dir, figures_dir
+from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, qualitative_rows
 from uncertsam_utils.uq import image_generator, make_method
-from uncertsam_utils.uq.laplace_posterior import LastLayerPosterior, PosteriorMismatchError, fit_posterior
+from uncertsam_utils.uq.laplace_posterior import LastLayerPosterior
 
 root = Path(data_root) if data_root is not None else ensure_mini(seed=seed)
 datasets = [name for name in DATASETS if name in list_datasets(root)]
@@ -98,28 +97,20 @@ print(f"fitting data: {fit_split.split_dir} ({len(fit_split)} images, using {fit
 #
 # One pass over the fit split: per image one random object, its GT box with SAM's box jitter,
 # one encoder and one decoder pass, the closed-form curvature added to laplace-torch's H (its
-# progress bar). Posteriors are cached by model, data, recipe, structure and seed; a cached file
-# is only reused if it was fitted on this very model.
+# progress bar). Posteriors are cached by model, data, recipe, structure and seed (the same cache
+# as notebooks 06 and 07, which therefore use these very posteriors).
 
 # %%
 def cached_posterior(recipe_name: str, structure_name: str) -> LastLayerPosterior:
-    key = json.dumps([loaded.identity(), loaded.seed, str(fit_split.split_dir), len(fit_split), fit_images,
-                      recipe_name, structure_name, seed], sort_keys=True, default=str)
-    path = cache_dir() / "laplace" / f"{model}-{recipe_name}-{structure_name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
-    if path.is_file():
-        try:
-            posterior = LastLayerPosterior.load(path, loaded)
-            print(f"{recipe_name}/{structure_name}: cached {path.name}")
-            return posterior
-        except (PosteriorMismatchError, ValueError) as err:
-            print(f"refitting: {err}")
+    """The posterior of the one fitting road (``fit_posterior_cached``), shared with notebooks 06-07."""
     start = time.perf_counter()
-    posterior = fit_posterior(loaded, fit_split, recipe=recipe_name, structure=structure_name, seed=seed,
-                              max_images=fit_images, predictor=predictor)
-    posterior.save(path)
+    path = fit_posterior_cached(root, loaded, recipe_name, structure=structure_name, fit_images=fit_images, seed=seed,
+                                predictor=predictor)
+    posterior = LastLayerPosterior.load(path, loaded)
     info = posterior.info
-    print(f"{recipe_name}/{structure_name}: {info['prompts']} prompts in {time.perf_counter() - start:.1f} s "
-          f"({info['fit_seconds'] / info['prompts'] * 1000:.0f} ms per image); saved {path.name}")
+    print(f"{recipe_name}/{structure_name}: {info['prompts']} prompts, fitted in {info['fit_seconds']:.1f} s "
+          f"({info['fit_seconds'] / info['prompts'] * 1000:.0f} ms per image); ready in "
+          f"{time.perf_counter() - start:.1f} s from {path.name}")
     return posterior
 
 

@@ -529,35 +529,39 @@ def _data_key(data_root) -> dict:
     return {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
 
 
-def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int) -> Path:
+def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
+                         structure: str = "diag") -> Path:
     """Where ``fit_posterior_cached`` keeps a posterior fitted from these inputs."""
     import hashlib
 
     from .paths import cache_dir
 
     key = {"model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
-           "recipe": recipe, "fit_images": fit_images, "seed": int(seed), "data": _data_key(data_root)}
+           "recipe": recipe, "structure": structure, "fit_images": fit_images, "seed": int(seed),
+           "data": _data_key(data_root)}
     digest = hashlib.blake2b(json.dumps(key, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
-    return cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{digest}.pt"
+    return cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{structure}-{digest}.pt"
 
 
-def fit_posterior_cached(data_root, loaded_model, recipe: str, *, fit_images: int | None = None, seed: int = 0,
-                         progress: bool = True, log: Callable[[str], None] = print) -> Path:
-    """The last-layer Laplace posterior of ``recipe`` fitted on ``<data_root>/fit/train`` (first
-    ``fit_images`` images), from the cache or fitted now (one pass) and cached."""
+def fit_posterior_cached(data_root, loaded_model, recipe: str, *, structure: str = "diag", fit_images: int | None = None,
+                         seed: int = 0, predictor=None, progress: bool = True,
+                         log: Callable[[str], None] = print) -> Path:
+    """The last-layer Laplace posterior of ``recipe`` and ``structure`` fitted on ``<data_root>/fit/train``
+    (first ``fit_images`` images), from the cache or fitted now (one pass) and cached. The one place
+    that fits the posteriors of the notebooks and the evaluation, so they all use the same."""
     from .data.layout import SplitReader
     from .uq.laplace_posterior import fit_posterior
 
-    path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed)
+    path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed, structure)
     if path.is_file():
         return path
-    log(f"fitting the {recipe!r} Laplace posterior on {Path(data_root) / 'fit' / 'train'} "
+    log(f"fitting the {recipe!r}/{structure} Laplace posterior on {Path(data_root) / 'fit' / 'train'} "
         f"({'all' if fit_images is None else fit_images} images)")
     # masks without a box at the model's size are skipped (and counted) by the fit itself
     val = SplitReader(data_root, "fit", "val", resize_check_size=None)
     train = SplitReader(data_root, "fit", "train", resize_check_size=None)
-    fitted = fit_posterior(loaded_model, train, recipe=recipe, seed=seed, max_images=fit_images, val_data=val,
-                           progress=progress)
+    fitted = fit_posterior(loaded_model, train, recipe=recipe, structure=structure, seed=seed, max_images=fit_images,
+                           val_data=val, progress=progress, predictor=predictor)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fitted.save(tmp)
@@ -566,26 +570,6 @@ def fit_posterior_cached(data_root, loaded_model, recipe: str, *, fit_images: in
 
 
 def _cached_posterior(data_root, loaded_model, recipe: str, fit_images, seed):
-    """A posterior already cached for these inputs: the Laplace modules' own lookup
-    (``cached_posterior_path``) when they provide one, else ``fit_posterior_cached``'s cache."""
-    import importlib
-
-    for module_name in ("uncertsam_utils.uq.laplace", "uncertsam_utils.uq.laplace_posterior"):
-        try:
-            lookup = getattr(importlib.import_module(module_name), "cached_posterior_path", None)
-        except ImportError:
-            continue
-        if lookup is None:
-            continue
-        for call in (lambda: lookup(Path(data_root), loaded_model, recipe=recipe, seed=seed, limit=fit_images),
-                     lambda: lookup(Path(data_root), loaded_model, recipe=recipe),
-                     lambda: lookup(Path(data_root), loaded_model)):
-            try:
-                path = Path(call())
-            except (TypeError, ValueError, OSError, KeyError):
-                continue
-            if path.is_file():
-                return path
-            break
+    """The posterior ``fit_posterior_cached`` already made for these inputs, or None."""
     path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed)
     return path if path.is_file() else None
