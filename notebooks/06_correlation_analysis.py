@@ -59,24 +59,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from uncertsam_utils import analysis
-from uncertsam_utils.data.layout import DATASETS, list_datasets
 from uncertsam_utils.evaluate import (build_methods, evaluate_datasets, evaluation_cache_dir, find_fitted_parts,
                                       load_results)
-from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import metric_by_dataset
+from uncertsam_utils.session import open_session
 
-if data_root is None:
-    from uncertsam_utils.data.mini import ensure_mini
-
-    root = ensure_mini()
-else:
-    root = Path(data_root)
-datasets = [d for d in DATASETS if d in list_datasets(root)]
-loaded = load_model(model, checkpoint, device=device, seed=0)
-predictor = Predictor(loaded.model)
-print(f"model: {loaded.label}")
-print(f"data:  {root}  ({', '.join(datasets)})")
+session = open_session(data_root, model, checkpoint, device)
+root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor
 
 # %% [markdown]
 # ## The methods and their fitted parts

@@ -60,27 +60,17 @@ import matplotlib.pyplot as plt
 import torch
 
 from uncertsam_utils import analysis
-from uncertsam_utils.data.layout import DATASETS, list_datasets
 from uncertsam_utils.evaluate import (build_methods, evaluate_datasets, evaluation_cache_dir, find_fitted_parts,
                                       load_results)
-from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.model.checkpoints import sha256_of
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import refinement_examples, refinement_grid
 from uncertsam_utils.refine.training import find_fusion_modules
+from uncertsam_utils.session import open_session
 
 torch.set_num_threads(1)  # the metric worker of the evaluation takes the second core
-if data_root is None:
-    from uncertsam_utils.data.mini import ensure_mini
-
-    root = ensure_mini()
-else:
-    root = Path(data_root)
-datasets = [d for d in DATASETS if d in list_datasets(root)]
-loaded = load_model(model, checkpoint, device=device, seed=0)
-predictor = Predictor(loaded.model)
-print(f"model: {loaded.label}")
-print(f"data:  {root}  ({', '.join(datasets)})")
+session = open_session(data_root, model, checkpoint, device)
+root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor
 
 # %% [markdown]
 # ## The fitted parts: the Laplace posterior and the three fusion modules
