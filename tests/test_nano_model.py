@@ -62,10 +62,10 @@ def test_shipped_weights_load_and_their_hash_matches_the_record():
     assert set(payload) == {"model"}
 
 
-# The shipped model's measured box-only quality (tables/nano_sam2_card.md: 0.849 on all 200 fit-test
-# images, 0.844 on the subset below) guards against regressions. The target is 0.85; the
-# 6,000-step model falls just short of it, and a longer run is the open next step.
-SHIPPED_FIT_TEST_FLOOR = 0.83
+# The shipped model's measured box-only quality (tables/nano_sam2_card.md: 0.8345 on all 200 fit-test
+# images, 0.825 on the subset below) guards against regressions. The target is 0.85; the shipped
+# recipe (6,000 steps with SAM's iterative mask-prompt step, 40 min) falls short of it.
+SHIPPED_FIT_TEST_FLOOR = 0.82
 
 
 def test_shipped_model_follows_the_box_alone_on_fit_test(tmp_path):
@@ -126,6 +126,29 @@ def test_one_training_step_reduces_the_loss_on_a_fixed_batch(tiny_fit):
         after = batch_loss(predictor, batch, cfg)[0].item()
     assert parts["loss"] == pytest.approx(before, rel=1e-5)
     assert after < before
+
+
+def test_iterative_step_decodes_the_box_prompts_again_with_their_own_mask(tiny_fit, monkeypatch):
+    cfg = dataclasses.replace(TrainConfig(), refine_prob=1.0)
+    predictor = Predictor(load_model("nano", "random", seed=0).model)
+    batch = sample_batch(tiny_fit, np.random.default_rng(0), cfg, p_dense=0.0)
+    assert batch.refine and "box" in batch.kinds
+    calls = []
+    original = Predictor.decode
+    monkeypatch.setattr(Predictor, "decode", lambda self, *a, **k: calls.append(k) or original(self, *a, **k))
+    loss, parts = batch_loss(predictor, batch, cfg)
+    boxes = batch.group("box")
+    first = calls[0] if calls[0].get("mask_logits") is None else None
+    refine_call = calls[-1]
+    assert first is not None and refine_call["mask_logits"] is not None
+    assert torch.equal(refine_call["boxes"], batch.boxes[boxes])
+    with torch.no_grad():  # the mask prompt is the first pass's own token-0 logits, detached
+        encoding = predictor.encode_inputs(batch.images, [(256, 256)])
+        again = original(predictor, encoding, boxes=batch.boxes[boxes], image_index=batch.image_index[boxes])
+    torch.testing.assert_close(refine_call["mask_logits"], again.logits, rtol=0, atol=1e-5)
+    assert not refine_call["mask_logits"].requires_grad and "refined_iou" in parts
+    single_pass, _ = batch_loss(predictor, dataclasses.replace(batch, refine=False), cfg)
+    assert loss.item() > single_pass.item()  # the refined pass's losses are added
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, tiny_fit, tiny_val):

@@ -13,6 +13,10 @@ The recipe (see ``TrainConfig``; measurements in ``docs`` / the issue report):
   inside/outside the box) with probability decaying linearly from 1 at step 0 to 0 at
   ``dense_box_until`` · steps; the rest of training is box-only, so the shipped model follows the
   sparse box alone (box-only training from scratch stalls: it segments everything in view).
+* **Iterative step** (SAM's training does the same with its corrections): with probability
+  ``refine_prob`` per step, the box prompts are decoded a second time with the box and their own
+  detached token-0 logits as the mask prompt, and that pass's losses are added, so that the model
+  can refine its own mask (what mask-prompt refinement and dense fusion, notebook 07, rely on).
 * **Loss**: token 0 (single-mask output) BCE + soft Dice on logits upsampled bilinearly to 256²;
   best-of-three BCE + Dice of tokens 1–3 at the low resolution (64²) against the area-downsampled
   target; MSE between each token's predicted IoU and its actual IoU (logits > 0; token 0 at 256², 1–3 at 64²).
@@ -61,7 +65,7 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    dense_box_until: float = 0.5  # fraction of the steps at which the dense-box probability reaches 0
+    dense_box_until: float = 0.4  # fraction of the steps at which the dense-box probability reaches 0
     dense_logit: float = 10.0  # magnitude of the dense box prompt's logits
     point_prompt_prob: float = 0.1  # a prompt is two points instead of the box
     flip_prob: float = 0.5
@@ -69,6 +73,7 @@ class TrainConfig:
     jitter_px: float = 20.0 * IMAGE_SIZE / 1024
     multimask_weight: float = 1.0
     iou_weight: float = 1.0
+    refine_prob: float = 0.5  # SAM's iterative step: box prompts decoded again with their own mask as prompt
     val_every: int = 500
     val_images: int = 64  # the first images of the fit val split, all their objects
     checkpoint_every: int = 500
@@ -185,6 +190,7 @@ class Batch:
     kinds: list[str]  # per prompt: "box" | "dense" | "points"
     points: torch.Tensor  # (n, 2, 2)
     point_labels: torch.Tensor  # (n, 2)
+    refine: bool = False  # also decode the box prompts with their own first-pass mask as prompt
 
     def group(self, kind: str) -> torch.Tensor:
         return torch.tensor([i for i, k in enumerate(self.kinds) if k == kind], dtype=torch.long)
@@ -224,6 +230,7 @@ def sample_batch(data: FitData, rng: np.random.Generator, cfg: TrainConfig, p_de
     for i in np.flatnonzero(kinds == 2):
         points[i], labels[i] = _sample_points(rng, masks[i], boxes[i])
     order = np.argsort(kinds, kind="stable")
+    refine = bool(rng.random() < cfg.refine_prob)
     return Batch(
         images=torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0,
         targets=torch.from_numpy(masks[order]).float(),
@@ -232,6 +239,7 @@ def sample_batch(data: FitData, rng: np.random.Generator, cfg: TrainConfig, p_de
         kinds=[KINDS[k] for k in kinds[order]],
         points=torch.from_numpy(points[order]),
         point_labels=torch.from_numpy(labels[order]),
+        refine=refine,
     )
 
 
@@ -281,7 +289,7 @@ def _hard_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def forward_batch(predictor, batch: Batch, cfg: TrainConfig):
-    """All four tokens' low-res logits (n, 4, m, m) and IoU predictions (n, 4), in batch order."""
+    """All four tokens' low-res logits (n, 4, m, m) and IoU predictions (n, 4), in batch order, and the encoding."""
     encoding = predictor.encode_inputs(batch.images, [(predictor.image_size, predictor.image_size)])
     logits, ious = [], []
     for kind in KINDS:
@@ -298,23 +306,38 @@ def forward_batch(predictor, batch: Batch, cfg: TrainConfig):
             out = predictor.decode(encoding, boxes=batch.boxes[idx], mask_logits=dense, **kwargs)
         logits.append(out.all_logits)
         ious.append(out.all_iou)
-    return torch.cat(logits), torch.cat(ious)
+    return torch.cat(logits), torch.cat(ious), encoding
 
 
-def batch_loss(predictor, batch: Batch, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    logits, pred_iou = forward_batch(predictor, batch, cfg)
-    s, m = batch.targets.shape[-1], logits.shape[-1]
+def _sam_losses(logits: torch.Tensor, pred_iou: torch.Tensor, targets: torch.Tensor, cfg: TrainConfig):
+    """(loss, single, multi, iou, actual IoUs) of all four tokens' logits (n, 4, m, m) against (n, S, S)."""
+    s, m = targets.shape[-1], logits.shape[-1]
     full0 = F.interpolate(logits[:, 0:1], size=(s, s), mode="bilinear", align_corners=False)[:, 0]
-    loss_single = _bce_dice(full0, batch.targets).mean()
-    low_target = F.adaptive_avg_pool2d(batch.targets[:, None], (m, m))  # area fractions
+    loss_single = _bce_dice(full0, targets).mean()
+    low_target = F.adaptive_avg_pool2d(targets[:, None], (m, m))  # area fractions
     loss_multi = _bce_dice(logits[:, 1:], low_target.expand(-1, 3, -1, -1)).min(dim=1).values.mean()
     with torch.no_grad():  # each token's actual IoU: token 0 at full resolution, 1-3 at m²
-        actual = torch.cat([_hard_iou(full0[:, None], batch.targets[:, None] > 0.5),
+        actual = torch.cat([_hard_iou(full0[:, None], targets[:, None] > 0.5),
                             _hard_iou(logits[:, 1:], low_target > 0.5)], dim=1)
     loss_iou = F.mse_loss(pred_iou, actual)
     loss = loss_single + cfg.multimask_weight * loss_multi + cfg.iou_weight * loss_iou
-    parts = {"loss": loss.item(), "single": loss_single.item(), "multi": loss_multi.item(), "iou": loss_iou.item(),
+    return loss, loss_single, loss_multi, loss_iou, actual
+
+
+def batch_loss(predictor, batch: Batch, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    logits, pred_iou, encoding = forward_batch(predictor, batch, cfg)
+    loss, loss_single, loss_multi, loss_iou, actual = _sam_losses(logits, pred_iou, batch.targets, cfg)
+    parts = {"single": loss_single.item(), "multi": loss_multi.item(), "iou": loss_iou.item(),
              "train_iou": actual[:, 0].mean().item()}
+    boxes = batch.group("box")
+    if batch.refine and len(boxes):
+        # The box prompts again, with their own detached single-mask logits as the mask prompt.
+        again = predictor.decode(encoding, boxes=batch.boxes[boxes], mask_logits=logits[boxes, 0].detach(),
+                                 image_index=batch.image_index[boxes], return_all_tokens=True)
+        refined = _sam_losses(again.all_logits, again.all_iou, batch.targets[boxes], cfg)
+        loss = loss + refined[0]
+        parts["refined_iou"] = refined[4][:, 0].mean().item()
+    parts["loss"] = loss.item()
     return loss, parts
 
 
