@@ -347,10 +347,16 @@ def refinement_examples(predictor, methods: dict, data_root, datasets, *, uncert
     return examples
 
 
+def _outline(ax, mask: np.ndarray, colour: str, *, linestyle: str = "-") -> None:
+    if mask.any() and not mask.all():
+        ax.contour(mask.astype(np.float32), levels=[0.5], colors=[colour], linewidths=0.8, linestyles=linestyle)
+
+
 def refinement_grid(examples: list[RefinementExample], *, map_label: str = MAP_LABELS["entropy"],
                     title: str | None = None, path: str | Path | None = None, cell_size: float = 2.2):
     """Before/after figure: image with its box, ground truth, the first pass's uncertainty map (colour
-    bar) and each method's mask with its IoU; saved to ``path`` when given."""
+    bar) and each method's mask (its colour, outlined in yellow; the ground truth dashed in white) with
+    its IoU; saved to ``path`` when given."""
     import matplotlib.pyplot as plt
 
     if not examples:
@@ -365,6 +371,7 @@ def refinement_grid(examples: list[RefinementExample], *, map_label: str = MAP_L
         row_axes[0].imshow(example.image)
         _draw_box(row_axes[0], example.box, "#ffd400")
         row_axes[1].imshow(_overlay(example.image, example.gt, "#ffffff", alpha=0.7))
+        _outline(row_axes[1], example.gt, "#ffffff")
         shown = row_axes[2].imshow(example.uncertainty, cmap=UNCERTAINTY_CMAP, vmin=vmin, vmax=vmax)
         fig.colorbar(shown, ax=row_axes[2], fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
         for ax, name in zip(row_axes[3:], methods):
@@ -372,6 +379,8 @@ def refinement_grid(examples: list[RefinementExample], *, map_label: str = MAP_L
             union = np.logical_or(predicted, example.gt).sum()
             iou = np.logical_and(predicted, example.gt).sum() / union if union else float("nan")
             ax.imshow(_overlay(example.image, predicted, evaluation_colour(name, methods)))
+            _outline(ax, example.gt, "#ffffff", linestyle="--")  # the target, dashed
+            _outline(ax, predicted, "#ffd400")  # the prediction, solid: visible on dark fills too
             ax.set_xlabel(f"IoU {iou:.3f}", fontsize=8)
         row_axes[0].set_ylabel(example.title, fontsize=9)
         for ax in row_axes:
