@@ -205,7 +205,8 @@ def _add_varnet(models) -> None:
 def _fusion_command(args, root: Path, out: Path) -> str:
     parts = ["uncertsam", "train", "fusion", "--data", str(root), "--uncertainty", args.uncertainty,
              "--model", args.model, "--out", str(out), "--seed", str(args.seed), "--threads", str(args.threads),
-             "--epochs", str(args.epochs), "--clicks", str(args.clicks), "--init", args.init]
+             "--epochs", str(args.epochs), "--clicks", str(args.clicks), "--box-probability", str(args.box_probability),
+             "--init", args.init]
     parts += ["--checkpoint", str(args.checkpoint)] if args.checkpoint is not None else []
     parts += ["--posterior", str(args.posterior)] if args.posterior is not None else []
     parts += ["--images", str(args.images)] if args.images is not None else []
@@ -225,7 +226,10 @@ def _fusion(args) -> int:
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     _check_out(args, out, resume_path(out))
-    config = FusionTrainConfig(uncertainty=args.uncertainty, epochs=args.epochs, clicks=args.clicks, init=args.init)
+    if not 0.0 <= args.box_probability <= 1.0:
+        raise UserError("--box-probability must lie in [0, 1]")
+    config = FusionTrainConfig(uncertainty=args.uncertainty, epochs=args.epochs, clicks=args.clicks, init=args.init,
+                               box_probability=args.box_probability)
     if args.threads:
         torch.set_num_threads(args.threads)
     root = _data_root(args)
@@ -274,6 +278,9 @@ def _add_fusion(models) -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epochs (default 5, the paper's)")
     parser.add_argument("--images", type=int, default=None, help="first N images of fit/train (default: all)")
     parser.add_argument("--clicks", type=int, default=8, help="prompt steps per image (default 8, the paper's)")
+    parser.add_argument("--box-probability", type=float, default=0.5,
+                        help="chance that an image's prompts start with the box rather than a click (default 0.5, the "
+                             "paper's); --clicks 1 --box-probability 1 trains under the evaluation prompt alone")
     parser.add_argument("--init", default="exact", choices=["exact", "paper"],
                         help="exact: start at mask-prompt refinement (default); paper: PyTorch's default init")
     parser.add_argument("--seed", type=int, default=0, help="init and sampling seed (default 0)")

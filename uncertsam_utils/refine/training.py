@@ -422,7 +422,8 @@ __all__ = ["FusionTrainConfig", "train_fusion", "train_or_load_fusion", "cached_
 
 
 def find_fusion_modules(root: Path, loaded_model, variants, *, given: dict | None = None, posterior=None,
-                        epochs: int = 5, clicks: int = 8, limit: int | None = None, seed: int = 0,
+                        epochs: int = 5, clicks: int = 8, box_probability: float = 0.5, limit: int | None = None,
+                        seed: int = 0,
                         train_missing: bool = False, progress: bool = True,
                         log: Callable[[str], None] = print) -> dict[str, Path]:
     """Fusion files for the ``fusion-*`` methods among ``variants`` (method name → file): the files
@@ -445,7 +446,7 @@ def find_fusion_modules(root: Path, loaded_model, variants, *, given: dict | Non
         if given.get(name) is not None:
             out[name] = Path(given[name])
             continue
-        config = FusionTrainConfig(uncertainty=uncertainty, epochs=epochs, clicks=clicks)
+        config = FusionTrainConfig(uncertainty=uncertainty, epochs=epochs, clicks=clicks, box_probability=box_probability)
         if config.first_pass == "laplace" and posterior is None:
             log(f"{name}: no Laplace posterior, so no first pass to train on")
             continue
