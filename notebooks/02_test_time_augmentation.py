@@ -64,26 +64,20 @@ seed = 0
 images_per_domain = 1
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from uncertsam_utils.data.layout import DATASETS, SplitReader, list_datasets
-from uncertsam_utils.data.mini import ensure_mini
+from uncertsam_utils.data.layout import SplitReader
 from uncertsam_utils.data.resize import boxes_from_masks, resize_masks
-from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, qualitative_rows
+from uncertsam_utils.session import open_session
 from uncertsam_utils.uq import image_generator, make_method
 
-root = Path(data_root) if data_root is not None else ensure_mini(seed=seed)
-datasets = [name for name in DATASETS if name in list_datasets(root)]
-loaded = load_model(model, checkpoint, device=device, seed=seed)
-predictor = Predictor(loaded.model)
-print(f"model: {loaded.label}")
-print(f"benchmark: {root}\ndomains: {', '.join(datasets)}")
+session = open_session(data_root, model, checkpoint, device, seed=seed)
+root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor
 
 # %% [markdown]
 # ## The augmented copies

@@ -65,29 +65,24 @@ images_per_domain = 1
 
 # %%
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from uncertsam_utils.data.layout import DATASETS, SplitReader, list_datasets
-from uncertsam_utils.data.mini import ensure_mini
+from uncertsam_utils.data.layout import SplitReader
 from uncertsam_utils.data.resize import boxes_from_masks, resize_masks
 from uncertsam_utils.evaluate import fit_posterior_cached
-from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, qualitative_rows
+from uncertsam_utils.session import open_session
 from uncertsam_utils.uq import image_generator, make_method
 from uncertsam_utils.uq.laplace_posterior import LastLayerPosterior
 
-root = Path(data_root) if data_root is not None else ensure_mini(seed=seed)
-datasets = [name for name in DATASETS if name in list_datasets(root)]
-loaded = load_model(model, checkpoint, seed=seed)
-predictor = Predictor(loaded.model)
+session = open_session(data_root, model, checkpoint, seed=seed)
+root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor
 layer = predictor.treated_layer
 fit_split = SplitReader(root, "fit", "train", resize_check_size=predictor.image_size)
-print(f"model: {loaded.label}")
 print(f"treated layer: Linear({layer.in_features} → {layer.out_features}), "
       f"{layer.weight.numel() + layer.bias.numel():,} parameters; low resolution {predictor.mask_size}²")
 print(f"fitting data: {fit_split.split_dir} ({len(fit_split)} images, using {fit_images or 'all'})")

@@ -59,8 +59,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from uncertsam_utils import analysis
-from uncertsam_utils.evaluate import (build_methods, evaluate_datasets, evaluation_cache_dir, find_fitted_parts,
-                                      load_results)
+from uncertsam_utils.evaluate import build_methods, evaluate_cached, find_fitted_parts, load_results
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import metric_by_dataset
 from uncertsam_utils.session import open_session
@@ -101,23 +100,10 @@ for name, method in method_objects.items():
 # hash of every input that changes the numbers.
 
 # %%
-from uncertsam_utils.model.checkpoints import sha256_of  # noqa: E402
-
 files = {"head": parts["head"], **{f"posterior:{k}": v for k, v in parts["posterior"].items()}}
-inputs = {
-    "data": str(Path(root).resolve()),
-    "fitted": {k: sha256_of(Path(v)) for k, v in files.items() if v is not None and not hasattr(v, "la")},
-    "datasets": datasets,
-    "model": loaded.identity(),
-    "methods": {name: repr(m) for name, m in method_objects.items()},
-    "max_images": max_images,
-    "seed": seed,
-    "split": "test",
-}
-out_dir = evaluation_cache_dir("06", inputs)
+out_dir = evaluate_cached("06", predictor, loaded, method_objects, root, datasets, files, max_images=max_images,
+                          seed=seed)
 print(out_dir)
-evaluate_datasets(predictor, method_objects, root, datasets, out_dir, seed=seed, max_images=max_images,
-                  identity={"model": loaded.identity()})
 results = load_results(out_dir, datasets=datasets, methods=list(method_objects))
 method_order = [m for m in methods if m in method_objects]
 print(f"{len(results)} rows; {len(results[['dataset', 'image_id']].drop_duplicates())} images; "

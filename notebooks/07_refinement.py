@@ -62,9 +62,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from uncertsam_utils import analysis
-from uncertsam_utils.evaluate import (build_methods, evaluate_datasets, evaluation_cache_dir, find_fitted_parts,
-                                      load_results)
-from uncertsam_utils.model.checkpoints import sha256_of
+from uncertsam_utils.evaluate import build_methods, evaluate_cached, find_fitted_parts, load_results
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import refinement_examples, refinement_grid
 from uncertsam_utils.refine.training import find_fusion_modules
@@ -135,20 +133,9 @@ training_table
 
 # %%
 files = {f"posterior:{k}": v for k, v in parts["posterior"].items()} | {f"fusion:{k}": v for k, v in fusion_files.items()}
-inputs = {
-    "data": str(Path(root).resolve()),
-    "fitted": {k: sha256_of(Path(v)) for k, v in files.items() if v is not None},
-    "datasets": datasets,
-    "model": loaded.identity(),
-    "methods": {name: repr(m) for name, m in method_objects.items()},
-    "max_images": max_images,
-    "seed": seed,
-    "split": "test",
-}
-out_dir = evaluation_cache_dir("07", inputs)
 tic = time.perf_counter()
-evaluate_datasets(predictor, method_objects, root, datasets, out_dir, seed=seed, max_images=max_images,
-                  identity={"model": loaded.identity()})
+out_dir = evaluate_cached("07", predictor, loaded, method_objects, root, datasets, files, max_images=max_images,
+                          seed=seed)
 print(f"evaluated in {time.perf_counter() - tic:.0f} s: {out_dir}")
 results = load_results(out_dir, datasets=datasets, methods=available)
 summary = analysis.summarise(results, ["IoU", "BIoU_2"], n_boot=1000, seed=seed)

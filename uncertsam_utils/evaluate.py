@@ -466,6 +466,31 @@ def evaluation_cache_dir(prefix: str, inputs: Mapping) -> Path:
     return cache_dir() / "evaluations" / f"{prefix}-{digest}"
 
 
+def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, UQMethod], data_root,
+                    datasets: Sequence[str], fitted: Mapping, *, max_images: int | None = None, seed: int = 42,
+                    split: str = "test") -> Path:
+    """``evaluate_datasets`` into ``evaluation_cache_dir(prefix, inputs)``, ``inputs`` being everything
+    that changes the numbers: data, datasets, model, methods, the SHA-256 of the ``fitted`` files
+    (name → file; None and in-memory objects are left out), max_images, seed and split. A notebook's
+    evaluation; reruns reuse the CSVs or resume. Returns the folder."""
+    from .model.checkpoints import sha256_of
+
+    inputs = {
+        "data": str(Path(data_root).resolve()),
+        "fitted": {k: sha256_of(Path(v)) for k, v in fitted.items() if v is not None and not hasattr(v, "la")},
+        "datasets": list(datasets),
+        "model": loaded_model.identity(),
+        "methods": {name: repr(m) for name, m in methods.items()},
+        "max_images": max_images,
+        "seed": seed,
+        "split": split,
+    }
+    out_dir = evaluation_cache_dir(prefix, inputs)
+    evaluate_datasets(predictor, methods, data_root, datasets, out_dir, split=split, seed=seed, max_images=max_images,
+                      identity={"model": loaded_model.identity()})
+    return out_dir
+
+
 LAPLACE_RECIPES = {"laplace": "exact", "laplace-paper": "paper"}  # the posterior each predictive is paired with
 
 

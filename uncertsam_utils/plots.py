@@ -268,29 +268,56 @@ def qualitative_rows(predictor, method, data_root, datasets, *, images_per_domai
     Perturbed prompts in ``result.info["boxes"]`` (prompt perturbation) are drawn thin."""
     import torch
 
-    from .data.layout import SplitReader
-    from .data.resize import boxes_from_masks, resize_masks
     from .uq import image_generator
 
     rows = []
+    for shown in example_objects(predictor, data_root, datasets, images_per_domain=images_per_domain, split=split):
+        with torch.inference_mode():
+            result = method.predict(predictor, shown.image, shown.boxes,
+                                    generator=image_generator(seed, shown.dataset, shown.image_id))
+        largest = shown.largest
+        perturbed = result.info.get("boxes")
+        rows.append(row_from_result(
+            shown.title, shown.image, shown.masks[largest], result, largest, shown.boxes[largest],
+            predictor.image_size, map_name=map_name,
+            extra_boxes_input_frame=None if perturbed is None else perturbed[largest, 1:].cpu().numpy(),
+        ))
+    return rows
+
+
+@dataclass
+class ExampleImage:
+    """A test image of a qualitative figure with the objects that keep a box at the model's input size."""
+
+    dataset: str
+    image_id: int
+    image: np.ndarray
+    masks: np.ndarray  # (B, H, W) original resolution
+    input_masks: np.ndarray  # (B, S, S) the model's input frame
+    boxes: np.ndarray  # (B, 4) input frame
+    largest: int  # the object the figure shows
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset}\n#{self.image_id}"
+
+
+def example_objects(predictor, data_root, datasets, *, images_per_domain: int = 1, split: str = "test"):
+    """The first ``images_per_domain`` images of each dataset that have an object with a box (``ExampleImage``)."""
+    from .data.layout import SplitReader
+    from .data.resize import boxes_from_masks, resize_masks
+
     for dataset in datasets:
         reader = SplitReader(data_root, dataset, split)
         for image_id in reader.image_ids[:images_per_domain]:
             sample = reader.load(image_id)
-            boxes, vanished = boxes_from_masks(resize_masks(sample.masks, predictor.image_size))
-            masks, boxes = sample.masks[~vanished], boxes[~vanished]
-            if len(boxes) == 0:
+            input_masks = resize_masks(sample.masks, predictor.image_size)
+            boxes, vanished = boxes_from_masks(input_masks)
+            if vanished.all():
                 continue
-            with torch.inference_mode():
-                result = method.predict(predictor, sample.image, boxes, generator=image_generator(seed, dataset, image_id))
+            masks = sample.masks[~vanished]
             largest = int(masks.reshape(len(masks), -1).sum(1).argmax())
-            perturbed = result.info.get("boxes")
-            rows.append(row_from_result(
-                f"{dataset}\n#{image_id}", sample.image, masks[largest], result, largest, boxes[largest],
-                predictor.image_size, map_name=map_name,
-                extra_boxes_input_frame=None if perturbed is None else perturbed[largest, 1:].cpu().numpy(),
-            ))
-    return rows
+            yield ExampleImage(dataset, image_id, sample.image, masks, input_masks[~vanished], boxes[~vanished], largest)
 
 
 # ------------------------------------------------------------------- refinement figure (notebook 07)
@@ -313,37 +340,26 @@ def refinement_examples(predictor, methods: dict, data_root, datasets, *, uncert
     every method of ``methods`` (name → instance) and with ``uncertainty_method``'s map."""
     import torch
 
-    from .data.layout import SplitReader
-    from .data.resize import boxes_from_masks, resize_masks
     from .uq import image_generator
 
     examples = []
-    for dataset in datasets:
-        reader = SplitReader(data_root, dataset, split)
-        for image_id in reader.image_ids[:images_per_domain]:
-            sample = reader.load(image_id)
-            input_masks = resize_masks(sample.masks, predictor.image_size)
-            boxes, vanished = boxes_from_masks(input_masks)
-            masks, boxes, input_masks = sample.masks[~vanished], boxes[~vanished], input_masks[~vanished]
-            if len(boxes) == 0:
-                continue
-            largest = int(masks.reshape(len(masks), -1).sum(1).argmax())
-            with torch.inference_mode():
-                encoding = predictor.encode(sample.image, use_cache=False)
-                predictions = {}
-                for name, method in [*methods.items(), ("_map", uncertainty_method)]:
-                    kwargs = {"gt_masks": input_masks} if method.needs_ground_truth else {}
-                    result = method.predict(predictor, sample.image, boxes, encoding=encoding,
-                                            generator=image_generator(seed, dataset, image_id), **kwargs)
-                    full = result.at_original_size()
-                    if name == "_map":
-                        uncertainty = full.uncertainty[largest].cpu().numpy()
-                    else:
-                        predictions[name] = (full.logits[largest] > 0).cpu().numpy()
-            examples.append(RefinementExample(
-                f"{dataset}\n#{image_id}", sample.image,
-                box_to_original_frame(boxes[largest], result.orig_hw, predictor.image_size),
-                masks[largest].astype(bool), uncertainty, predictions))
+    for shown in example_objects(predictor, data_root, datasets, images_per_domain=images_per_domain, split=split):
+        largest = shown.largest
+        with torch.inference_mode():
+            encoding = predictor.encode(shown.image, use_cache=False)
+            predictions = {}
+            for name, method in [*methods.items(), ("_map", uncertainty_method)]:
+                kwargs = {"gt_masks": shown.input_masks} if method.needs_ground_truth else {}
+                result = method.predict(predictor, shown.image, shown.boxes, encoding=encoding,
+                                        generator=image_generator(seed, shown.dataset, shown.image_id), **kwargs)
+                full = result.at_original_size()
+                if name == "_map":
+                    uncertainty = full.uncertainty[largest].cpu().numpy()
+                else:
+                    predictions[name] = (full.logits[largest] > 0).cpu().numpy()
+        examples.append(RefinementExample(
+            shown.title, shown.image, box_to_original_frame(shown.boxes[largest], result.orig_hw, predictor.image_size),
+            shown.masks[largest].astype(bool), uncertainty, predictions))
     return examples
 
 

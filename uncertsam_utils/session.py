@@ -1,4 +1,4 @@
-"""What an evaluation notebook opens first: the benchmark root, its test domains, the model and its predictor."""
+"""What a notebook opens first: the benchmark root, its test domains, the model and its predictor."""
 
 from __future__ import annotations
 
@@ -14,21 +14,22 @@ class Session:
     predictor: object  # Predictor
 
 
-def open_session(data_root=None, model: str = "nano", checkpoint=None, device: str = "cpu", *,
+def open_session(data_root=None, model: str = "nano", checkpoint=None, device: str = "cpu", *, seed: int = 0,
                  verbose: bool = True) -> Session:
-    """``data_root`` None: UncertSAM-mini from the cache (generated on first use)."""
+    """``data_root`` None: UncertSAM-mini of generator seed ``seed`` from the cache (generated on first
+    use); ``seed`` is also the init seed of random weights."""
     from .data.layout import DATASETS, list_datasets
     from .model import Predictor, load_model
 
     if data_root is None:
         from .data.mini import ensure_mini
 
-        root = ensure_mini()
+        root = ensure_mini(seed=seed)
     else:
         root = Path(data_root)
     present = list_datasets(root)
     datasets = [d for d in DATASETS if d in present]
-    loaded = load_model(model, checkpoint, device=device, seed=0)
+    loaded = load_model(model, checkpoint, device=device, seed=seed)
     predictor = Predictor(loaded.model)
     if verbose:
         print(f"model: {loaded.label}")

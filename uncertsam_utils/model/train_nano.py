@@ -47,6 +47,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..artifacts import read_resume, save_atomic
+
 IMAGE_SIZE = 256
 # Fixed so that retraining reproduces. With one torch thread (the default of ``uncertsam train
 # nano``, bit-reproducible) a step costs about 0.37 s of CPU, so 6000 steps fit in 40 min on an idle
@@ -381,9 +383,7 @@ def _save_resume(path: Path, model, optimizer, scheduler, step, rng, key, histor
         "train_seconds": seconds,
         "cpu_seconds": cpu,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_atomic(state, path)
 
 
 @dataclass
@@ -436,10 +436,7 @@ def _train(
     key = _run_key(cfg, seed, train_data)
     start, history, seconds, cpu = 0, [], 0.0, 0.0
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state["key"] != key:
-            raise ValueError(f"{ckpt} was written by a different run (seed, recipe or data differ); "
-                             "delete it or run without --resume")
+        state = read_resume(ckpt, key)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

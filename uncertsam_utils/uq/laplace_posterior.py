@@ -44,6 +44,7 @@ from laplace.utils import Kron
 from torch import nn
 from torch.nn.utils import parameters_to_vector
 
+from ..artifacts import save_atomic
 from .base import image_generator
 from .laplace_curvature import (
     ClosedFormGGN,
@@ -471,12 +472,7 @@ class LastLayerPosterior:
         }
 
     def save(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
-        return path
+        return save_atomic(self.state(), path)
 
     @classmethod
     def from_state(cls, state: dict, loaded=None, *, source: str = "state") -> "LastLayerPosterior":
