@@ -44,6 +44,9 @@ def test_entropy_and_mutual_information_match_hand_computed_values():
     torch.testing.assert_close(mean, torch.full((3,), 0.2))
     assert maps["mutual_information"].abs().max() < 1e-6 and maps["std"].abs().max() < 1e-7
     torch.testing.assert_close(maps["entropy"], binary_entropy(torch.full((3,), 0.2)))
+    spread = torch.rand(3, 10, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sample_std(spread, dim=1), spread.std(dim=1, unbiased=True))
+    assert torch.isnan(sample_std(spread[:, :1], dim=1)).all()  # one sample has no spread estimate
 
 
 def test_methods_are_registered_with_the_paper_defaults():

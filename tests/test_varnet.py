@@ -148,7 +148,7 @@ def test_varnet_method_one_pass_sam_segmentation_and_maps(nano_random, rng, monk
     predictor = Predictor(nano_random.model)
     image, boxes = smooth_image(rng, 180, 240), random_boxes(rng, 4, predictor.image_size)
     calls = {"encode": 0, "decode": 0}
-    for name, owner, attr in (("encode", nano_random.model, "forward_image"), ("decode", predictor.decoder, "predict_masks")):
+    for name, owner, attr in (("encode", nano_random.model, "forward_image"), ("decode", predictor, "_predict_masks")):
         original = getattr(owner, attr)
         monkeypatch.setattr(owner, attr, lambda *a, _f=original, _n=name, **k: (calls.__setitem__(_n, calls[_n] + 1), _f(*a, **k))[1])
     result = method.predict(predictor, image, boxes)

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .model.mask_decoding import IMPLEMENTATION as DECODER_NUMERICS
 from .data.resize import boxes_from_masks, resize_masks
 from .metrics import HALF_RESOLUTION_DATASETS, METRIC_COLUMNS, prepare_targets, result_metrics
 from .metrics.per_mask import RANK_MAX_PIXELS
@@ -460,7 +461,8 @@ def evaluation_cache_dir(prefix: str, inputs: Mapping) -> Path:
 
     from .paths import cache_dir
 
-    key = json.dumps({"format": FORMAT_VERSION, "rank_max_pixels": RANK_MAX_PIXELS, **dict(inputs)},
+    key = json.dumps({"format": FORMAT_VERSION, "rank_max_pixels": RANK_MAX_PIXELS, "decoder": DECODER_NUMERICS,
+                      **dict(inputs)},
                      sort_keys=True, default=str)
     digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
     return cache_dir() / "evaluations" / f"{prefix}-{digest}"
@@ -563,7 +565,7 @@ def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int |
 
     key = {"model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
            "recipe": recipe, "structure": structure, "fit_images": fit_images, "seed": int(seed),
-           "data": _data_key(data_root)}
+           "data": _data_key(data_root), "decoder": DECODER_NUMERICS}
     digest = hashlib.blake2b(json.dumps(key, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
     return cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{structure}-{digest}.pt"
 

@@ -429,7 +429,9 @@ def _train(
     ckpt = resume_path(out)
     loaded = load_model("nano", "random", seed=seed)
     model = loaded.model.train()
-    predictor = Predictor(model)
+    # The package's own decoder body: the shipped weights were trained through it, so retraining
+    # reproduces them bit for bit (the restructured decoder equals it only up to rounding).
+    predictor = Predictor(model, decoder="sam2")
     optimizer, scheduler = make_optimizer(model, cfg)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _DATA_SEED_TAG]))
     torch.manual_seed(seed)

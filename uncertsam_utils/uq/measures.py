@@ -35,8 +35,16 @@ def mutual_information(prob_samples: torch.Tensor, dim: int = 0, eps: float = EP
 
 
 def sample_std(prob_samples: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Unbiased standard deviation over samples (the paper's ``avg_sample_std`` map)."""
-    return prob_samples.float().std(dim=dim, unbiased=True)
+    """Unbiased standard deviation over samples (the paper's ``avg_sample_std`` map).
+
+    Two-pass sum of squared deviations: the same value as ``torch.std(unbiased=True)``, which on
+    CPU reduces a short non-inner dimension about 20x slower."""
+    samples = prob_samples.float()
+    count = samples.shape[dim]
+    if count < 2:
+        return torch.full_like(samples.select(dim, 0), float("nan"))
+    deviations = samples - samples.mean(dim, keepdim=True)
+    return deviations.square_().sum(dim).div_(count - 1).sqrt_()
 
 
 def summarise_samples(prob_samples: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..model.mask_decoding import IMPLEMENTATION as DECODER_NUMERICS
 from ..model.predictor import Decoded, Encoding, Predictor
 from ..prompts import jitter_boxes
 from ..artifacts import read_resume, save_atomic
@@ -474,7 +475,7 @@ def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: 
         files = sorted((root / "fit").glob("*/annotations/dataset.json"))
         data = {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
     key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed), "data": data,
-           "recipe_version": RECIPE_VERSION}
+           "recipe_version": RECIPE_VERSION, "decoder": DECODER_NUMERICS}
     if limit is not None:
         key["limit"] = int(limit)
     digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
