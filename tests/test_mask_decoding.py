@@ -86,17 +86,16 @@ def test_restructured_decoder_gradients_match(nano_shipped, one_thread):
     decoder.zero_grad()
     fast_grads, reference_grads = grads
     # Token-to-image key biases shift every score of a row alike, which softmax ignores: their
-    # gradient is zero, and the factored form does not use them at all.
-    unused = {name for name in reference_grads if "token_to_image.k_proj.bias" in name}
-    assert set(fast_grads) == set(reference_grads) - unused and len(fast_grads) > 20 and len(unused) == 3
-    # Other key biases have zero gradient too (rounding noise in both): an absolute floor.
+    # gradient is zero (rounding noise in the package's decoder), and the factored form does not
+    # use them at all. Other key biases have zero gradient too: an absolute floor.
+    missing = set(reference_grads) - set(fast_grads)
+    assert set(fast_grads) <= set(reference_grads) and len(fast_grads) > 20
+    assert all("token_to_image.k_proj.bias" in name for name in missing)
     floor = 1e-5 * max(g.abs().max().item() for g in reference_grads.values())
     for name, reference_grad in reference_grads.items():
+        fast_grad = fast_grads.get(name, torch.zeros_like(reference_grad))
         scale = reference_grad.abs().max().item()
-        if name in unused:
-            assert scale < floor, name
-            continue
-        assert (fast_grads[name] - reference_grad).abs().max().item() <= 1e-4 * scale + floor, name
+        assert (fast_grad - reference_grad).abs().max().item() <= 1e-4 * scale + floor, name
 
 
 def test_restructured_decoder_is_faster_in_its_work_not_in_a_clock(tiny_random):

@@ -144,18 +144,19 @@ def _token_to_image(attn, q_in, k_in, v_in, shared_index):
     n, Q, _ = q_in.shape
     H = attn.num_heads
     d = attn.internal_dim // H
-    q = attn.q_proj(q_in).view(n, Q, H, d).transpose(1, 2)  # (n, H, Q, d)
+    # 1/√d applied to the few token-side queries, not to the n·H·Q·N scores.
+    q = attn.q_proj(q_in).view(n, Q, H, d).transpose(1, 2) * (1.0 / math.sqrt(d))  # (n, H, Q, d)
     if shared_index is not None:
         # Project the image tokens once per image; attend per prompt.
         k = attn.k_proj(k_in).view(k_in.shape[0], -1, H, d).transpose(1, 2)  # (T, H, N, d)
         v = attn.v_proj(v_in).view(v_in.shape[0], -1, H, d).transpose(1, 2)
         k, v = _per_prompt(k, shared_index, k.shape[0] == 1), _per_prompt(v, shared_index, v.shape[0] == 1)
-        probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d), dim=-1)
+        probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), dim=-1)
         out = torch.matmul(probs, v)  # (n, H, Q, d)
     else:
         w_k, w_v = _split(attn.k_proj.weight, H), _split(attn.v_proj.weight, H)
         q_k = torch.einsum("nhqd,hdc->nhqc", q, w_k).reshape(n, H * Q, -1)  # queries in image-token space
-        probs = torch.softmax(torch.bmm(q_k, k_in.transpose(1, 2)) / math.sqrt(d), dim=-1)  # (n, H·Q, N)
+        probs = torch.softmax(torch.bmm(q_k, k_in.transpose(1, 2)), dim=-1)  # (n, H·Q, N)
         context = torch.bmm(probs, v_in).view(n, H, Q, -1)  # (n, H, Q, C)
         out = torch.einsum("nhqc,hdc->nhqd", context, w_v) + attn.v_proj.bias.view(H, 1, d)
     return attn.out_proj(out.transpose(1, 2).reshape(n, Q, H * d))
@@ -167,7 +168,7 @@ def _image_to_token(attn, q_in, k_in, v_in, residual, shared_index):
     n, Q, C = k_in.shape
     H = attn.num_heads
     d = attn.internal_dim // H
-    k = attn.k_proj(k_in).view(n, Q, H, d).transpose(1, 2)  # (n, H, Q, d)
+    k = attn.k_proj(k_in).view(n, Q, H, d).transpose(1, 2) * (1.0 / math.sqrt(d))  # (n, H, Q, d), scaled
     v = attn.v_proj(v_in).view(n, Q, H, d).transpose(1, 2)
     # Output projection folded into the values; b_o / H per head sums to b_o (softmax rows sum to 1).
     values = torch.einsum("nhqd,chd->nhqc", v, attn.out_proj.weight.view(C, H, d)) + attn.out_proj.bias / H
@@ -184,7 +185,7 @@ def _image_to_token(attn, q_in, k_in, v_in, residual, shared_index):
         token_side = torch.einsum("hdc,nhqd->nhqc", w_q, k).reshape(n, H * Q, C)
         bias = torch.einsum("hd,nhqd->nhq", attn.q_proj.bias.view(H, d), k).reshape(n, H * Q, 1)
         scores = torch.baddbmm(bias, token_side, q_in.transpose(1, 2)).view(n, H, Q, -1)  # (n, H, Q, N)
-    probs = torch.softmax(scores / math.sqrt(d), dim=2).view(n, H * Q, -1).transpose(1, 2)  # (n, N, H·Q)
+    probs = torch.softmax(scores, dim=2).view(n, H * Q, -1).transpose(1, 2)  # (n, N, H·Q)
     return torch.baddbmm(residual, probs, values)
 
 
