@@ -62,10 +62,10 @@ def test_shipped_weights_load_and_their_hash_matches_the_record():
     assert set(payload) == {"model"}
 
 
-# The shipped model's measured box-only quality (tables/nano_sam2_card.md: 0.8345 on all 200 fit-test
-# images, 0.825 on the subset below) guards against regressions. The target is 0.85; the shipped
-# recipe (6,000 steps with SAM's iterative mask-prompt step, 40 min) falls short of it.
-SHIPPED_FIT_TEST_FLOOR = 0.82
+# The shipped model's measured box-only quality (tables/nano_sam2_card.md: 0.868 on all 200 fit-test
+# images, 0.857 on the 40-image subset below); the target for the full split is 0.85. The
+# floor leaves 0.007 for platform rounding and guards against regressions.
+SHIPPED_FIT_TEST_FLOOR = 0.85
 
 
 def test_shipped_model_follows_the_box_alone_on_fit_test(tmp_path):
