@@ -118,3 +118,36 @@ def test_restructured_decoder_is_faster_in_its_work_not_in_a_clock(tiny_random):
 def test_decoder_choice_is_checked(nano_random):
     with pytest.raises(ValueError, match="decoder must be one of"):
         Predictor(nano_random.model, decoder="fast")
+
+
+def test_package_decoder_path_is_the_package_call_bit_for_bit(nano_shipped, one_thread):
+    """``decoder="sam2"`` must feed the package's decoder exactly as the nano trainer always has
+    (same tensors, same gradient sums), or retraining would not reproduce the shipped weights."""
+    predictor = Predictor(nano_shipped.model, decoder="sam2")
+    model = nano_shipped.model
+    g = np.random.default_rng(6)
+    with torch.inference_mode():
+        encoding = predictor.encode([smooth_image(g, 80, 90), smooth_image(g, 70, 60)], use_cache=False)
+    boxes, index = _prompts(predictor.image_size, 4, 7), torch.tensor([0, 1, 1, 0])
+    results = []
+    for direct in (False, True):
+        model.zero_grad()
+        feats = [f.clone().requires_grad_(True) for f in (encoding.image_embed, *encoding.high_res_feats)]
+        if direct:
+            labels = torch.tensor([[2, 3]]).expand(4, 2).int()
+            sparse, dense = predictor.prompt_encoder(points=(boxes.reshape(-1, 2, 2), labels), boxes=None, masks=None)
+            logits, iou, _, _ = predictor.decoder.predict_masks(
+                image_embeddings=feats[0].index_select(0, index), image_pe=predictor.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, repeat_image=False,
+                high_res_features=[f.index_select(0, index) for f in feats[1:]])
+        else:
+            out = predictor.decode(type(encoding)(feats[0], feats[1:], encoding.orig_hw), boxes=boxes,
+                                   image_index=index, return_all_tokens=True)
+            logits, iou = out.all_logits, out.all_iou
+        (logits.sigmoid().mean() + iou.sum()).backward()
+        results.append([logits.detach(), *[f.grad for f in feats],
+                        *[p.grad.clone() for p in model.sam_mask_decoder.parameters() if p.grad is not None],
+                        *[p.grad.clone() for p in model.sam_prompt_encoder.parameters() if p.grad is not None]])
+    model.zero_grad()
+    assert len(results[0]) == len(results[1]) > 20
+    assert all(torch.equal(a, b) for a, b in zip(*results))

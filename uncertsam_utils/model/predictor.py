@@ -184,9 +184,8 @@ class Predictor:
             if masks is not None:
                 raise ValueError("give mask_logits or dense_prompt, not both")
             dense = dense_prompt.to(self.device, torch.float32).reshape(n, *dense.shape[1:])
-        if masks is None and dense_prompt is None:
-            dense = dense[:1]  # the no-mask embedding, the same for every prompt
-        out_ = self._predict_masks(encoding, sparse, dense, index)
+        out_ = self._predict_masks(encoding, sparse, dense, index, single_image=image_index is None,
+                                   same_dense=masks is None and dense_prompt is None)
         all_logits, all_iou, object_score = out_.logits, out_.iou, out_.object_score
         if self.stability_fallback and not self.decoder.training:
             logits, iou = self.decoder._dynamic_multimask_via_stability(all_logits, all_iou)
@@ -211,15 +210,19 @@ class Predictor:
             out.mask_token = out_.tokens[:, 1 + int(bool(self.decoder.pred_obj_scores))].reshape(*lead, -1)
         return out
 
-    def _predict_masks(self, encoding: Encoding, sparse, dense, index) -> DecoderOutput:
-        """Every mask token's logits and IoU, object scores and internals for (n,) prompts."""
+    def _predict_masks(self, encoding: Encoding, sparse, dense, index, *, single_image: bool,
+                       same_dense: bool) -> DecoderOutput:
+        """Every mask token's logits and IoU, object scores and internals for (n,) prompts;
+        ``same_dense``: ``dense`` is the no-mask embedding, the same for every prompt."""
         if self.decoder_impl == "restructured":
             return predict_masks(self.decoder, encoding.image_embed, self.prompt_encoder.get_dense_pe(), sparse,
-                                 dense, encoding.high_res_feats, index)
-        # The package's own decoder body (the reference); internals captured by hooks on the same pass.
+                                 dense[:1] if same_dense else dense, encoding.high_res_feats, index)
+        # The package's own decoder body (the reference), fed exactly as before the restructured
+        # decoder existed (the shipped nano was trained so: its gradients sum in the same order);
+        # internals captured by hooks on the same pass.
         n = sparse.shape[0]
         feats = [encoding.image_embed, *encoding.high_res_feats]
-        if encoding.num_images == 1:
+        if single_image:
             feats = [f.expand(n, *f.shape[1:]) for f in feats]  # broadcast views, not copies
         else:
             feats = [f.index_select(0, index) for f in feats]
@@ -228,7 +231,7 @@ class Predictor:
                 image_embeddings=feats[0],
                 image_pe=self.prompt_encoder.get_dense_pe(),
                 sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense.expand(n, *dense.shape[1:]),
+                dense_prompt_embeddings=dense,
                 repeat_image=False,
                 high_res_features=feats[1:] or None,
             )
