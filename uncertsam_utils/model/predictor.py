@@ -184,9 +184,9 @@ class Predictor:
             if masks is not None:
                 raise ValueError("give mask_logits or dense_prompt, not both")
             dense = dense_prompt.to(self.device, torch.float32).reshape(n, *dense.shape[1:])
-        out_ = self._predict_masks(encoding, sparse, dense, index, single_image=image_index is None,
+        decoded = self._predict_masks(encoding, sparse, dense, index, single_image=image_index is None,
                                    same_dense=masks is None and dense_prompt is None)
-        all_logits, all_iou, object_score = out_.logits, out_.iou, out_.object_score
+        all_logits, all_iou, object_score = decoded.logits, decoded.iou, decoded.object_score
         if self.stability_fallback and not self.decoder.training:
             logits, iou = self.decoder._dynamic_multimask_via_stability(all_logits, all_iou)
         else:
@@ -201,13 +201,13 @@ class Predictor:
             out.all_logits = all_logits.reshape(*lead, -1, m, m)
             out.all_iou = all_iou.reshape(*lead, -1)
         if return_internals:
-            out.h = out_.h.reshape(*lead, -1)
-            out.U = out_.U.reshape(*lead, *out_.U.shape[1:])
+            out.h = decoded.h.reshape(*lead, -1)
+            out.U = decoded.U.reshape(*lead, *decoded.U.shape[1:])
         if return_tokens:
             e = self.embed_size
-            image_tokens = out_.image_tokens.transpose(1, 2).reshape(n, -1, e, e)
+            image_tokens = decoded.image_tokens.transpose(1, 2).reshape(n, -1, e, e)
             out.image_tokens = image_tokens.reshape(*lead, *image_tokens.shape[1:])
-            out.mask_token = out_.tokens[:, 1 + int(bool(self.decoder.pred_obj_scores))].reshape(*lead, -1)
+            out.mask_token = decoded.tokens[:, 1 + int(bool(self.decoder.pred_obj_scores))].reshape(*lead, -1)
         return out
 
     def _predict_masks(self, encoding: Encoding, sparse, dense, index, *, single_image: bool,
