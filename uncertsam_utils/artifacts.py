@@ -6,9 +6,22 @@ Every read uses ``torch.load(..., weights_only=True)``: these files hold tensors
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+
+def cache_digest(key: Mapping) -> str:
+    """16 hex digits naming a cached result (evaluation CSVs, posterior, head, fusion module) by
+    ``key``, everything that changes its numbers, plus the mask decoder's numerics tag: every cached
+    result is computed through the decoder, so a change there recomputes it instead of mixing."""
+    from .model.mask_decoding import IMPLEMENTATION
+
+    text = json.dumps({**key, "decoder": IMPLEMENTATION}, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def save_atomic(payload, path) -> Path:

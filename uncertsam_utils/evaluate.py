@@ -51,7 +51,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .model.mask_decoding import IMPLEMENTATION as DECODER_NUMERICS
 from .data.resize import boxes_from_masks, resize_masks
 from .metrics import HALF_RESOLUTION_DATASETS, METRIC_COLUMNS, prepare_targets, result_metrics
 from .metrics.per_mask import RANK_MAX_PIXELS
@@ -457,14 +456,10 @@ def evaluation_cache_dir(prefix: str, inputs: Mapping) -> Path:
     """``<cache>/evaluations/<prefix>-<hash of inputs>``: where a notebook keeps its evaluation CSVs.
     ``inputs`` (JSON-able) should hold everything that changes the numbers; the format version of the
     CSVs is added here."""
-    import hashlib
-
+    from .artifacts import cache_digest
     from .paths import cache_dir
 
-    key = json.dumps({"format": FORMAT_VERSION, "rank_max_pixels": RANK_MAX_PIXELS, "decoder": DECODER_NUMERICS,
-                      **dict(inputs)},
-                     sort_keys=True, default=str)
-    digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    digest = cache_digest({"format": FORMAT_VERSION, "rank_max_pixels": RANK_MAX_PIXELS, **dict(inputs)})
     return cache_dir() / "evaluations" / f"{prefix}-{digest}"
 
 
@@ -559,14 +554,13 @@ def _data_key(data_root) -> dict:
 def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
                          structure: str = "diag") -> Path:
     """Where ``fit_posterior_cached`` keeps a posterior fitted from these inputs."""
-    import hashlib
-
+    from .artifacts import cache_digest
     from .paths import cache_dir
 
-    key = {"model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
-           "recipe": recipe, "structure": structure, "fit_images": fit_images, "seed": int(seed),
-           "data": _data_key(data_root), "decoder": DECODER_NUMERICS}
-    digest = hashlib.blake2b(json.dumps(key, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
+    digest = cache_digest({
+        "model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
+        "recipe": recipe, "structure": structure, "fit_images": fit_images, "seed": int(seed),
+        "data": _data_key(data_root)})
     return cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{structure}-{digest}.pt"
 
 

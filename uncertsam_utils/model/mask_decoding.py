@@ -52,9 +52,8 @@ def predict_masks(decoder, image_embed: torch.Tensor, image_pe: torch.Tensor, sp
     prompt embeddings, or (1, C, e, e) when every prompt has the same one (no mask prompt);
     ``high_res_feats`` [(T, C/8, 4e, 4e), (T, C/4, 2e, 2e)] or []; ``index`` (n,) image of each prompt."""
     n = sparse.shape[0]
-    single_image = image_embed.shape[0] == 1
     shared = dense.shape[0] == 1  # the first block's image tokens are the same for all prompts of an image
-    x = (image_embed + dense) if shared else (_per_prompt(image_embed, index, single_image) + dense)
+    x = (image_embed + dense) if shared else (_per_prompt(image_embed, index) + dense)
     keys = x.flatten(2).transpose(1, 2)  # (T or n, e², C)
     key_pe = image_pe.flatten(2).transpose(1, 2)  # (1, e², C)
 
@@ -65,15 +64,13 @@ def predict_masks(decoder, image_embed: torch.Tensor, image_pe: torch.Tensor, sp
     queries, keys = _two_way_transformer(decoder.transformer, tokens, keys, key_pe, index if shared else None)
 
     e = image_embed.shape[-1]
-    U = _upscale(decoder, keys.reshape(n, e, e, -1), high_res_feats, index, single_image)  # (n, m, m, C/8)
+    U = _upscale(decoder, keys.reshape(n, e, e, -1), high_res_feats, index)  # (n, m, m, C/8)
 
     mask_tokens = queries[:, s + 1: s + 1 + decoder.num_mask_tokens]
-    hyper, h = [], None
-    for i, mlp in enumerate(decoder.output_hypernetworks_mlps):
-        out, last_input = _mlp_with_last_input(mlp, mask_tokens[:, i])
-        hyper.append(out)
-        h = last_input if i == 0 else h
-    hyper = torch.stack(hyper, dim=1)  # (n, M, C/8)
+    hypernetworks = [_mlp_with_last_input(mlp, mask_tokens[:, i])
+                     for i, mlp in enumerate(decoder.output_hypernetworks_mlps)]
+    hyper = torch.stack([out for out, _ in hypernetworks], dim=1)  # (n, M, C/8)
+    h = hypernetworks[0][1]
     m = U.shape[1]
     logits = torch.bmm(hyper, U.reshape(n, m * m, -1).transpose(1, 2)).view(n, -1, m, m)
     iou = decoder.iou_prediction_head(queries[:, s])
@@ -85,9 +82,9 @@ def predict_masks(decoder, image_embed: torch.Tensor, image_pe: torch.Tensor, sp
                          h=h, U=U.permute(0, 3, 1, 2))
 
 
-def _per_prompt(values: torch.Tensor, index: torch.Tensor, single_image: bool) -> torch.Tensor:
-    """Per-image tensors → per prompt: a broadcast view for one image, a gather for several."""
-    if single_image:
+def _per_prompt(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Per-image tensors (T, ...) → per prompt (n, ...): a broadcast view for one image, a gather for several."""
+    if values.shape[0] == 1:
         return values.expand(index.shape[0], *values.shape[1:])
     return values.index_select(0, index)
 
@@ -150,7 +147,7 @@ def _token_to_image(attn, q_in, k_in, v_in, shared_index):
         # Project the image tokens once per image; attend per prompt.
         k = attn.k_proj(k_in).view(k_in.shape[0], -1, H, d).transpose(1, 2)  # (T, H, N, d)
         v = attn.v_proj(v_in).view(v_in.shape[0], -1, H, d).transpose(1, 2)
-        k, v = _per_prompt(k, shared_index, k.shape[0] == 1), _per_prompt(v, shared_index, v.shape[0] == 1)
+        k, v = _per_prompt(k, shared_index), _per_prompt(v, shared_index)
         probs = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), dim=-1)
         out = torch.matmul(probs, v)  # (n, H, Q, d)
     else:
@@ -177,9 +174,9 @@ def _image_to_token(attn, q_in, k_in, v_in, residual, shared_index):
     # dimension, vectorised over the many image tokens (a 10-wide inner softmax is slow on CPU).
     if shared_index is not None:
         q = attn.q_proj(q_in).view(q_in.shape[0], -1, H, d).transpose(1, 2)  # (T, H, N, d), once per image
-        q = _per_prompt(q, shared_index, q.shape[0] == 1)
+        q = _per_prompt(q, shared_index)
         scores = torch.matmul(k, q.transpose(-1, -2))  # (n, H, Q, N)
-        residual = _per_prompt(residual, shared_index, residual.shape[0] == 1)
+        residual = _per_prompt(residual, shared_index)
     else:
         w_q = _split(attn.q_proj.weight, H)
         token_side = torch.einsum("hdc,nhqd->nhqc", w_q, k).reshape(n, H * Q, C)
@@ -191,16 +188,16 @@ def _image_to_token(attn, q_in, k_in, v_in, residual, shared_index):
 
 # ---------------------------------------------------------------------------------- upscaling
 
-def _upscale(decoder, src, high_res_feats, index, single_image):
+def _upscale(decoder, src, high_res_feats, index):
     """The decoder's output upscaling on channels-last (n, e, e, C) → (n, 4e, 4e, C/8)."""
     dc1, ln1, act1, dc2, act2 = decoder.output_upscaling
     feat_s0, feat_s1 = high_res_feats if high_res_feats else (None, None)
-    x = _transposed_conv_2x2(dc1, src, feat_s1, index, single_image)
+    x = _transposed_conv_2x2(dc1, src, feat_s1, index)
     x = act1(F.layer_norm(x, (x.shape[-1],), ln1.weight, ln1.bias, ln1.eps))
-    return act2(_transposed_conv_2x2(dc2, x, feat_s0, index, single_image))
+    return act2(_transposed_conv_2x2(dc2, x, feat_s0, index))
 
 
-def _transposed_conv_2x2(conv, x, feat, index, single_image):
+def _transposed_conv_2x2(conv, x, feat, index):
     """ConvTranspose2d(kernel 2, stride 2) on channels-last (n, h, w, Cin) → (n, 2h, 2w, Cout), plus the
     image's high-resolution features ``feat`` (T, Cout, 2h, 2w) when given."""
     if conv.kernel_size != (2, 2) or conv.stride != (2, 2) or conv.padding != (0, 0) or conv.groups != 1:
@@ -215,4 +212,4 @@ def _transposed_conv_2x2(conv, x, feat, index, single_image):
     # Bias folded into the per-image features (T images, not n prompts); the contiguous first
     # operand makes the sum come out in (n, h, a, w, b, C) order, i.e. (n, 2h, 2w, C) channels-last.
     addend = (feat.permute(0, 2, 3, 1) + bias).contiguous().view(-1, h, 2, w, 2, c_out)
-    return (_per_prompt(addend, index, single_image) + y).view(n, 2 * h, 2 * w, c_out)
+    return (_per_prompt(addend, index) + y).view(n, 2 * h, 2 * w, c_out)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,8 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import read_resume, save_atomic
-from ..model.mask_decoding import IMPLEMENTATION as DECODER_NUMERICS
+from ..artifacts import cache_digest, read_resume, save_atomic
 from ..model.predictor import Predictor
 from ..prompts import jitter_boxes, sample_clicks
 from ..schedule import warmup_constant_decay
@@ -389,10 +387,10 @@ def cached_fusion_path(root: Path, loaded_model, config: FusionTrainConfig, seed
     from ..paths import cache_dir
     from ..uq.varnet_head import model_identity
 
-    key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
-           "data": _data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit, "decoder": DECODER_NUMERICS,
-           "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)}
-    digest = hashlib.blake2b(json.dumps(key, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
+    digest = cache_digest({
+        "model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
+        "data": _data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
+        "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)})
     return cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{digest}.pt"
 
 

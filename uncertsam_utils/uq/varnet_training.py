@@ -41,10 +41,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.mask_decoding import IMPLEMENTATION as DECODER_NUMERICS
 from ..model.predictor import Decoded, Encoding, Predictor
 from ..prompts import jitter_boxes
-from ..artifacts import read_resume, save_atomic
+from ..artifacts import cache_digest, read_resume, save_atomic
 from ..schedule import warmup_constant_decay
 from .varnet_head import VarianceHead, gaussian_nll, model_identity, save_head, transformer_dim
 
@@ -463,22 +462,14 @@ def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: 
     The key covers the model's identity, the recipe, the seed and the data: UncertSAM-mini's
     marker (generator version, seed, sizes) when there is one, else the fit annotations' sizes
     and modification times, plus ``limit`` when the training images are limited."""
-    import hashlib
-    import json
-
-    from ..data.mini import read_marker
+    from ..evaluate import _data_key
     from ..paths import cache_dir
 
-    root = Path(root)
-    data = read_marker(root)
-    if data is None:
-        files = sorted((root / "fit").glob("*/annotations/dataset.json"))
-        data = {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
-    key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed), "data": data,
-           "recipe_version": RECIPE_VERSION, "decoder": DECODER_NUMERICS}
+    key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
+           "data": _data_key(root), "recipe_version": RECIPE_VERSION}
     if limit is not None:
         key["limit"] = int(limit)
-    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=8).hexdigest()
+    digest = cache_digest(key)
     return cache_dir() / "varnet" / f"{loaded_model.info.name}-{digest}.pt"
 
 
