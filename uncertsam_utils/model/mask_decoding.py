@@ -39,7 +39,7 @@ class DecoderOutput:
     logits: torch.Tensor  # (n, M, m, m) every mask token's low-resolution logits
     iou: torch.Tensor  # (n, M)
     object_score: torch.Tensor  # (n, 1)
-    tokens: torch.Tensor  # (n, Q, C) transformer output tokens (object-score, IoU, mask, prompt tokens)
+    tokens: torch.Tensor  # (n, Q, C) transformer outputs of the output tokens (object-score, IoU, mask tokens)
     image_tokens: torch.Tensor  # (n, e², C) transformer output image tokens
     h: torch.Tensor  # (n, C) input of the last Linear of mask token 0's hypernetwork
     U: torch.Tensor  # (n, C/8, m, m) upscaled mask embedding (a channels-last view)
@@ -61,7 +61,8 @@ def predict_masks(decoder, image_embed: torch.Tensor, image_pe: torch.Tensor, sp
     heads = [decoder.obj_score_token.weight] if s else []
     output_tokens = torch.cat([*heads, decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
     tokens = torch.cat([output_tokens.unsqueeze(0).expand(n, -1, -1), sparse], dim=1)
-    queries, keys = _two_way_transformer(decoder.transformer, tokens, keys, key_pe, index if shared else None)
+    queries, keys = _two_way_transformer(decoder.transformer, tokens, keys, key_pe, index if shared else None,
+                                         output_tokens.shape[0])
 
     e = image_embed.shape[-1]
     U = _upscale(decoder, keys.reshape(n, e, e, -1), high_res_feats, index)  # (n, m, m, C/8)
@@ -101,9 +102,11 @@ def _mlp_with_last_input(mlp, x):
 
 # ---------------------------------------------------------------------------------- transformer
 
-def _two_way_transformer(transformer, tokens, keys, key_pe, shared_index):
+def _two_way_transformer(transformer, tokens, keys, key_pe, shared_index, used_tokens):
     """sam2 ``TwoWayTransformer.forward``; ``keys`` holds one entry per image while ``shared_index``
-    is not None (first block), one per prompt afterwards."""
+    is not None (first block), one per prompt afterwards. Only the first ``used_tokens`` tokens
+    (the decoder's output tokens) go through the final attention: the prompt tokens' outputs are
+    never read, and each query attends independently."""
     queries, query_pe = tokens, tokens
     for block in transformer.layers:
         if block.skip_first_layer_pe:
@@ -121,6 +124,7 @@ def _two_way_transformer(transformer, tokens, keys, key_pe, shared_index):
                                shared_index)
         keys = block.norm4(keys)
         shared_index = None
+    queries, query_pe = queries[:, :used_tokens], query_pe[:, :used_tokens]
     attn_out = _token_to_image(transformer.final_attn_token_to_image, queries + query_pe, keys + key_pe, keys, None)
     return transformer.norm_final_attn(queries + attn_out), keys
 
