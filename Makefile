@@ -45,6 +45,7 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/uncertsam bench core
 
-# Regenerate the .ipynb pairs of the jupytext sources (never edit the .ipynb by hand).
+# Regenerate the .ipynb pairs of the jupytext sources (never edit the .ipynb by hand); --update keeps
+# the ids of unchanged cells, so a notebook whose source did not change is rewritten byte-identical.
 pair: $(STAMP)
-	$(BIN)/jupytext --to ipynb notebooks/[0-9][0-9]_*.py
+	$(BIN)/jupytext --update --to ipynb notebooks/[0-9][0-9]_*.py

@@ -4,7 +4,11 @@ Timed unit tests are flaky on shared machines; ratios measured side by side are 
 is run ``repeats`` times after one warm-up and its median is reported.
 
 - ``bench core``: encode once + batched decode against a plain prediction;
-- ``bench uq``: each registered uncertainty method's time per image against the baseline.
+- ``bench uq``: each registered uncertainty method's time per image against the baseline; with
+  ``--flops`` also the floating-point operations of its matrix products (convolutions, matrix
+  multiplications, attention), counted by ``torch.utils.flop_counter`` on one more image. The
+  count does not depend on the machine: a time ratio near the FLOP ratio means the method's work is
+  inherent, not overhead.
 
 Two CPU effects that move the ratios (measured on the 2-core development machine):
 - with other jobs on the cores, torch's default OpenMP threads spin-wait on each other and
@@ -15,9 +19,11 @@ Two CPU effects that move the ratios (measured on the 2-core development machine
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -116,6 +122,24 @@ class MethodTiming:
     ratio_to_baseline: float
 
 
+@dataclass
+class MethodCost(MethodTiming):
+    """A timing with the method's matrix-product FLOPs per image (``bench uq --flops``)."""
+
+    gflop_per_image: float
+    flop_ratio_to_baseline: float
+
+
+def matmul_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of the matrix products ``fn`` runs (torch's counter: mm, bmm, convolutions, attention;
+    element-wise work such as softmax, normalisation or activations is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def load_bench_model(name: str, device: str = "cpu"):
     """Official models with random weights (timing does not depend on them); the nano model with its
     shipped weights when the file exists, else random weights (the label says which)."""
@@ -131,7 +155,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, seed: int = 0,
-                   clock: str = "wall") -> list[MethodTiming]:
+                   clock: str = "wall", flops: bool = False) -> list[MethodTiming]:
     """Median seconds per image of each method on one model, with the baseline measured alongside.
 
     Every call, of every method, sees an image of its own: the predictor caches the last
@@ -139,7 +163,8 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     encoder pass. Each time thus includes the encoder passes a new image costs. Methods are
     interleaved within each repeat, so load from other jobs on a shared machine hits them alike. ``clock="cpu"`` measures the
     process's CPU time (all threads, user + system) instead of wall time: with one thread it
-    barely depends on what else runs on the machine."""
+    barely depends on what else runs on the machine. ``flops`` adds each method's matrix-product
+    FLOPs on one more image of its own (``MethodCost`` rows; no ``laplace-fit`` row then)."""
     import torch
 
     from .model import Predictor
@@ -154,7 +179,7 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     methods = {n: METHODS[n].for_benchmark(loaded, torch.Generator().manual_seed(seed)) for n in names}
     boxes = bench_boxes(objects, size, seed)
     images = {(index, name): bench_image(size, seed + index * len(names) + position)
-              for index in range(repeats + 1) for position, name in enumerate(names)}
+              for index in range(repeats + 2) for position, name in enumerate(names)}
 
     def run(name: str, index: int) -> None:
         image = images[index, name]
@@ -170,6 +195,7 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
                 start = now()
                 run(name, index)
                 times[name].append(now() - start)
+        counted = {name: matmul_flops(partial(run, name, repeats + 1)) for name in names} if flops else {}
     medians = {n: statistics.median(t) for n, t in times.items()}
     base = medians["baseline"]
     rows = [MethodTiming(loaded.label, n, medians[n], medians[n] / base) for n in names]
@@ -178,11 +204,15 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
 
         fit = fit_seconds_per_image(loaded, images=repeats, seed=seed)
         rows.append(MethodTiming(loaded.label, "laplace-fit", fit, fit / base))
+    if flops:  # the fit's FLOPs are not counted (nan)
+        nan = float("nan")
+        rows = [MethodCost(**row.__dict__, gflop_per_image=counted.get(row.method, nan) / 1e9,
+                           flop_ratio_to_baseline=counted.get(row.method, nan) / counted["baseline"]) for row in rows]
     return rows
 
 
 def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeats: int = 5, device: str = "cpu",
-             seed: int = 0, clock: str = "wall") -> list[MethodTiming]:
+             seed: int = 0, clock: str = "wall", flops: bool = False) -> list[MethodTiming]:
     """``bench_uq_model`` for each model; ``methods`` None means every uncertainty method (not the
     refinement variants, which the Table 1 notebook times)."""
     from .uq import UQ_METHOD_NAMES
@@ -191,7 +221,7 @@ def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeat
     rows: list[MethodTiming] = []
     for model_name in models:
         loaded = load_bench_model(model_name, device)
-        rows += bench_uq_model(loaded, names, objects=objects, repeats=repeats, seed=seed, clock=clock)
+        rows += bench_uq_model(loaded, names, objects=objects, repeats=repeats, seed=seed, clock=clock, flops=flops)
     return rows
 
 
@@ -201,10 +231,17 @@ def format_uq_rows(rows: list[MethodTiming]) -> str:
         lines.append(f"model: {model}")
         lines += [
             f"  {r.method:<12} {r.seconds_per_image:8.3f} s/image   {r.ratio_to_baseline:5.2f}x baseline"
+            + (_format_flops(r) if isinstance(r, MethodCost) else "")
             for r in rows
             if r.model == model
         ]
     return "\n".join(lines)
+
+
+def _format_flops(row: MethodCost) -> str:
+    if math.isnan(row.gflop_per_image):
+        return "   FLOPs not counted"
+    return f"   {row.gflop_per_image:8.3f} GFLOP/image {row.flop_ratio_to_baseline:5.2f}x baseline"
 
 
 def _set_threads(threads: int) -> None:
@@ -218,7 +255,7 @@ def _run_uq(args) -> int:
     _set_threads(args.threads)
     methods = None if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
     rows = bench_uq(args.models.split(","), methods, objects=args.objects, repeats=args.repeats, device=args.device,
-                    seed=args.seed, clock=args.clock)
+                    seed=args.seed, clock=args.clock, flops=args.flops)
     print(format_uq_rows(rows))
     if args.out:
         write_csv(rows, Path(args.out))
@@ -262,5 +299,8 @@ def register(subparsers) -> None:
     uq.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     uq.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                     help="wall time (default) or the process's CPU time (steadier on a shared machine with --threads 1)")
+    uq.add_argument("--flops", action="store_true",
+                    help="also count each method's matrix-product FLOPs per image (one more image each; adds the "
+                    "columns gflop_per_image, flop_ratio_to_baseline)")
     uq.add_argument("--out", help="also write CSV (model, method, seconds_per_image, ratio_to_baseline)")
     uq.set_defaults(handler=_run_uq)
