@@ -164,7 +164,7 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     interleaved within each repeat, so load from other jobs on a shared machine hits them alike. ``clock="cpu"`` measures the
     process's CPU time (all threads, user + system) instead of wall time: with one thread it
     barely depends on what else runs on the machine. ``flops`` adds each method's matrix-product
-    FLOPs on one more image of its own (``MethodCost`` rows; no ``laplace-fit`` row then)."""
+    FLOPs on one more image of its own (``MethodCost`` rows; the ``laplace-fit`` row's are nan)."""
     import torch
 
     from .model import Predictor
@@ -179,7 +179,7 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     methods = {n: METHODS[n].for_benchmark(loaded, torch.Generator().manual_seed(seed)) for n in names}
     boxes = bench_boxes(objects, size, seed)
     images = {(index, name): bench_image(size, seed + index * len(names) + position)
-              for index in range(repeats + 2) for position, name in enumerate(names)}
+              for index in range(repeats + 1 + int(flops)) for position, name in enumerate(names)}
 
     def run(name: str, index: int) -> None:
         image = images[index, name]
