@@ -24,6 +24,19 @@ def cache_digest(key: Mapping) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def fit_data_key(data_root) -> dict:
+    """The fit data's part of a cache key: UncertSAM-mini's marker (generator version, seed, sizes)
+    when there is one, else the fit annotations' sizes and modification times."""
+    from .data.mini import read_marker
+
+    root = Path(data_root)
+    marker = read_marker(root)
+    if marker is not None:
+        return marker
+    files = sorted((root / "fit").glob("*/annotations/dataset.json"))
+    return {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+
+
 def save_atomic(payload, path) -> Path:
     """``torch.save`` through a temporary sibling renamed into place: never a half-written file."""
     path = Path(path)

@@ -540,27 +540,16 @@ def find_fitted_parts(data_root, loaded_model, methods: Sequence[str], *, poster
     return {"posterior": {k: v for k, v in posteriors.items() if k in LAPLACE_RECIPES}, "head": head}
 
 
-def _data_key(data_root) -> dict:
-    from .data.mini import read_marker
-
-    root = Path(data_root)
-    marker = read_marker(root)
-    if marker is not None:
-        return marker
-    files = sorted((root / "fit").glob("*/annotations/dataset.json"))
-    return {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
-
-
 def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
                          structure: str = "diag") -> Path:
     """Where ``fit_posterior_cached`` keeps a posterior fitted from these inputs."""
-    from .artifacts import cache_digest
+    from .artifacts import cache_digest, fit_data_key
     from .paths import cache_dir
 
     digest = cache_digest({
         "model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
         "recipe": recipe, "structure": structure, "fit_images": fit_images, "seed": int(seed),
-        "data": _data_key(data_root)})
+        "data": fit_data_key(data_root)})
     return cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{structure}-{digest}.pt"
 
 

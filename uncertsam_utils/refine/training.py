@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import cache_digest, read_resume, save_atomic
+from ..artifacts import cache_digest, fit_data_key, read_resume, save_atomic
 from ..model.predictor import Predictor
 from ..prompts import jitter_boxes, sample_clicks
 from ..schedule import warmup_constant_decay
@@ -383,13 +383,12 @@ def posterior_fingerprint(posterior) -> str:
 def cached_fusion_path(root: Path, loaded_model, config: FusionTrainConfig, seed: int, posterior=None,
                        limit: int | None = None) -> Path:
     """Where ``train_or_load_fusion`` keeps the module trained from these inputs (under the cache folder)."""
-    from ..evaluate import _data_key
     from ..paths import cache_dir
     from ..uq.varnet_head import model_identity
 
     digest = cache_digest({
         "model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
-        "data": _data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
+        "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
         "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)})
     return cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{digest}.pt"
 

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from ..model.predictor import Decoded, Encoding, Predictor
 from ..prompts import jitter_boxes
-from ..artifacts import cache_digest, read_resume, save_atomic
+from ..artifacts import cache_digest, fit_data_key, read_resume, save_atomic
 from ..schedule import warmup_constant_decay
 from .varnet_head import VarianceHead, gaussian_nll, model_identity, save_head, transformer_dim
 
@@ -462,11 +462,10 @@ def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: 
     The key covers the model's identity, the recipe, the seed and the data: UncertSAM-mini's
     marker (generator version, seed, sizes) when there is one, else the fit annotations' sizes
     and modification times, plus ``limit`` when the training images are limited."""
-    from ..evaluate import _data_key
     from ..paths import cache_dir
 
     key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
-           "data": _data_key(root), "recipe_version": RECIPE_VERSION}
+           "data": fit_data_key(root), "recipe_version": RECIPE_VERSION}
     if limit is not None:
         key["limit"] = int(limit)
     digest = cache_digest(key)
