@@ -5,4 +5,8 @@ Notebooks orchestrate and plot; every computation lives here:
 ``uq`` (uncertainty methods), ``metrics``, ``evaluate``, ``refine``, ``plots``, ``cli``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+from ._moved import install as _install_moved_paths
+
+_install_moved_paths()
