@@ -176,24 +176,3 @@ def write_manifest(profile: str, runs: list[NotebookRun]) -> Path:
             )
     path.write_text("\n".join(header + [rows[k] for k in sorted(rows)]) + "\n")
     return path
-
-
-def _run(args) -> int:
-    from .cli import UserError
-
-    try:
-        runs = run_profile(args.profile, args.only, Path(args.build_dir) if args.build_dir else None, args.prepare_only)
-    except FileNotFoundError as err:
-        raise UserError(str(err)) from err
-    for run in runs:
-        print(f"{run.notebook}: {run.seconds:.1f} s, {len(run.outputs)} outputs")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("reproduce", help="regenerate figures and tables by running the numbered notebooks")
-    parser.add_argument("--profile", default="mini", choices=PROFILES, help="parameter profile in params/ (default: mini)")
-    parser.add_argument("--only", nargs="+", metavar="NN", help="only these notebook numbers")
-    parser.add_argument("--build-dir", help="where executed notebooks go (default: build/<profile>)")
-    parser.add_argument("--prepare-only", action="store_true", help="write parameterised notebooks without executing them")
-    parser.set_defaults(handler=_run)
