@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_command, add_group, set_threads
+from .common import add_command, add_group, set_threads, user_errors
 
 
 def _report(rows: list, text: str, out: str | None) -> int:
@@ -23,8 +23,9 @@ def _run_uq(args) -> int:
 
     set_threads(args.threads)
     methods = None if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
-    rows = bench_uq(args.models.split(","), methods, objects=args.objects, repeats=args.repeats, device=args.device,
-                    seed=args.seed, clock=args.clock, flops=args.flops)
+    with user_errors(ValueError, KeyError):  # an unknown method or model, the cpu clock on CUDA
+        rows = bench_uq(args.models.split(","), methods, objects=args.objects, repeats=args.repeats,
+                        device=args.device, seed=args.seed, clock=args.clock, flops=args.flops)
     return _report(rows, format_uq_rows(rows), args.out)
 
 
@@ -62,11 +63,13 @@ def _add_uq(kinds) -> None:
     uq.add_argument("--device", default="cpu")
     uq.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     uq.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                    help="wall time (default) or the process's CPU time (steadier on a shared machine with --threads 1)")
+                    help="one clock for every ratio: wall time (default; on CUDA synchronised around each timed "
+                    "region) or the process's CPU time (CPU only; steadier on a shared machine with --threads 1)")
     uq.add_argument("--flops", action="store_true",
                     help="also count each method's matrix-product FLOPs per image (one more image each; adds the "
                     "columns gflop_per_image, flop_ratio_to_baseline)")
-    uq.add_argument("--out", help="also write CSV (model, method, seconds_per_image, ratio_to_baseline)")
+    uq.add_argument("--out", help="also write CSV (model, method, seconds_per_image, ratio_to_baseline; on CUDA also "
+                    "peak_gpu_mib, each method's peak torch.cuda.max_memory_allocated)")
 
 
 def register(subparsers) -> None:
