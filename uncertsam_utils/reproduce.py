@@ -240,8 +240,10 @@ def _model_checksum(parameters: dict) -> str:
     checkpoint = parameters.get("checkpoint")
     if checkpoint == "random":
         return "random weights"
+    from .model.checkpoints import cached_sha256
+
     path = checkpoint_file(model, checkpoint)
-    return _sha256(path)[:16] if path.is_file() else "missing"
+    return cached_sha256(path)[:16] if path.is_file() else "missing"
 
 
 def write_manifest(profile: str, runs: list[NotebookRun], overrides: dict | None = None) -> Path:
