@@ -1,4 +1,5 @@
-"""``uncertsam bench uq``: rows, columns and the plug-in path (timings themselves are not asserted)."""
+"""``uncertsam bench uq``: rows, columns, the plug-in path, and one clock with CUDA synchronised around each
+timed region (shown with a fake clock and a fake torch.cuda; real timings are not asserted)."""
 
 import pandas as pd
 
@@ -60,3 +61,74 @@ def test_bench_uq_flops_of_prompt_perturbation_are_the_extra_decoded_prompts(tmp
     extra = (table.loc["prompt", "gflop_per_image"] - table.loc["baseline", "gflop_per_image"]) * 1e9
     assert abs(extra - (ten - one)) <= 1e-6 * ten
     assert table.loc["baseline", "flop_ratio_to_baseline"] == 1.0
+
+
+# ------------------------------------------------------------------------- one clock, CUDA regions
+class _FakeCuda:
+    """Stands in for torch.cuda on a CPU machine: logs each call, reports a fixed peak."""
+
+    def __init__(self, monkeypatch, log):
+        import torch
+
+        self.log = log
+        monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append("sync"))
+        monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: log.append("reset"))
+        monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: log.append("peak") or 3 * 2**20)
+
+
+def _counting_clock(log):
+    ticks = iter(range(10**6))
+    return lambda: log.append("clock") or float(next(ticks))
+
+
+def test_timer_synchronises_cuda_around_the_region_and_reads_its_peak(monkeypatch):
+    log = []
+    _FakeCuda(monkeypatch, log)
+    monkeypatch.setitem(bench.CLOCKS, "wall", _counting_clock(log))
+    seconds, peak = bench.Timer("wall", "cuda").measure(lambda: log.append("work"))
+    assert log == ["sync", "reset", "clock", "work", "sync", "clock", "peak"]
+    assert (seconds, peak) == (1.0, 3.0)
+    log.clear()
+    seconds, peak = bench.Timer("wall", "cpu").measure(lambda: log.append("work"))
+    assert log == ["clock", "work", "clock"] and seconds == 1.0 and peak != peak  # nan off CUDA
+
+
+def test_the_cpu_clock_is_refused_on_cuda_before_any_model_loads(monkeypatch, capsys):
+    import pytest
+
+    with pytest.raises(ValueError, match="wall clock"):
+        bench.Timer("cpu", "cuda")
+    with pytest.raises(ValueError, match="unknown clock"):
+        bench.Timer("sundial", "cpu")
+    monkeypatch.setattr(bench, "load_bench_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert main(["bench", "uq", "--models", "nano", "--device", "cuda", "--clock", "cpu"]) == 2
+    assert "does not see GPU work" in capsys.readouterr().err
+
+
+def test_every_ratio_of_a_run_comes_from_one_clock_with_cuda_synchronised_around_each_region(
+        tmp_path, nano_random, monkeypatch):
+    """With a fake clock that advances by one per reading, every timed region lasts exactly 1, the
+    Laplace fit's included (it had a wall clock of its own before); on (fake) CUDA each region is
+    synchronised before it starts and before it stops, and each method gets a peak-memory column."""
+    from uncertsam_utils.model import Predictor
+
+    log = []
+    _FakeCuda(monkeypatch, log)
+    monkeypatch.setitem(bench.CLOCKS, "wall", _counting_clock(log))
+    real_timer = bench.Timer
+    monkeypatch.setattr(bench, "Timer", lambda clock, device: real_timer(clock, "cuda"))
+    original = Predictor.encode_inputs
+    monkeypatch.setattr(Predictor, "encode_inputs",
+                        lambda self, inputs, hw: log.append("encode") or original(self, inputs, hw))
+    rows = bench.bench_uq_model(nano_random, ["laplace"], repeats=2)
+    assert [r.method for r in rows] == ["baseline", "laplace", "laplace-fit"]
+    assert all(r.seconds_per_image == 1.0 and r.ratio_to_baseline == 1.0 for r in rows)
+    assert all(isinstance(r, bench.GpuTiming) and r.peak_gpu_mib == 3.0 for r in rows)
+    letters = {"sync": "S", "reset": "R", "clock": "C", "peak": "P", "encode": "e"}
+    events = "".join(letters[e] for e in log)
+    untimed, timed = events[:events.index("S")], events[events.index("S"):]
+    assert set(untimed) == {"e"}  # set-up (the benchmark's own posterior) and the 3 cases' warm-up
+    assert timed == "SRCeSCP" * 6  # 2 repeats x 3 regions, one encoder pass each, synchronised around it
+    bench.write_csv(rows, tmp_path / "uq.csv")
+    assert list(pd.read_csv(tmp_path / "uq.csv").columns) == [
+        "model", "method", "seconds_per_image", "ratio_to_baseline", "peak_gpu_mib"]

@@ -1,4 +1,4 @@
-"""``uncertsam data download | import | inspect`` through the real CLI entry point."""
+"""``uncertsam data download | import | inspect | mini`` through the real CLI entry point."""
 
 import socket
 import subprocess
@@ -33,12 +33,21 @@ def test_parser_has_the_data_actions_and_the_benchmark_names():
         parser.parse_args(["data", "import", "Pascal", "--src", "a", "--out", "b"])
 
 
-def test_mini_is_registered_when_the_module_offers_it():
+def test_mini_generates_into_out_or_the_cache(monkeypatch, tmp_path, capsys):
     from uncertsam_utils.data import mini
 
-    parser = build_parser()
-    if hasattr(mini, "add_mini_parser"):
-        assert callable(parser.parse_args(["data", "mini"]).handler)
+    calls = []
+    monkeypatch.setattr(mini, "generate_mini", lambda out, seed, **kw: calls.append(("generate", out, seed, kw)) or out)
+    monkeypatch.setattr(mini, "ensure_mini", lambda root, seed, **kw: calls.append(("ensure", root, seed, kw)) or root)
+    monkeypatch.setenv("UNCERTSAM_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "mini", "--out", str(tmp_path), "--seed", "2", "--small"]) == 0
+    assert main(["data", "mini", "--seed", "3"]) == 0
+    (_, out, seed, small), (_, root, seed3, full) = calls
+    assert (calls[0][0], out, seed) == ("generate", tmp_path, 2) and (calls[1][0], seed3) == ("ensure", 3)
+    assert small["fit_sizes"] == mini.SMALL_FIT_SIZES and small["domain_sizes"] == mini.SMALL_DOMAIN_SIZES
+    assert full["fit_sizes"] == mini.FIT_SIZES and full["domain_sizes"] == mini.DOMAIN_SIZES
+    assert root == mini.default_root(3) and root.parent == tmp_path / "cache"
+    assert capsys.readouterr().out.split() == [str(tmp_path), str(root)]
 
 
 def test_inspect_prints_counts_and_skips(tmp_path, capsys):
@@ -94,7 +103,7 @@ def test_download_offline_is_a_quick_user_error(tmp_path, monkeypatch, capsys):
 
 
 def test_help_does_not_import_the_heavy_data_modules():
-    code = ("import sys; import uncertsam_utils.data.data_cli; "
+    code = ("import sys; import uncertsam_utils.cli.data; "
             "heavy = [m for m in ('numpy', 'pycocotools', 'PIL', 'uncertsam_utils.data.layout') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -209,7 +209,7 @@ def test_max_images_takes_the_first_ids(bench, predictor, tmp_path):
 
 
 def test_cli_eval(bench, tmp_path):
-    from uncertsam_utils import eval_cli
+    from uncertsam_utils.cli import eval as eval_cli
 
     parser = argparse.ArgumentParser()
     eval_cli.register(parser.add_subparsers())

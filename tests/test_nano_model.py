@@ -169,7 +169,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, tiny_fit, 
 
 
 def test_train_command_group_parses():
-    from uncertsam_utils import train_cli
+    from uncertsam_utils.cli import train as train_cli
 
     parser = argparse.ArgumentParser()
     train_cli.register(parser.add_subparsers(dest="command"))

@@ -51,10 +51,51 @@ def test_every_notebook_has_a_parameters_cell_and_profiles_only_set_declared_par
         assert set(overrides) <= declared, f"params/{profile}.yaml sets undeclared parameters of {source.name}"
 
 
-def test_cli_help_lists_the_subcommands():
+# Every command group of `uncertsam` and its subcommands, in the order of --help (README, "The `uncertsam` command").
+CLI_COMMANDS = {
+    "checkpoints": ["list", "download", "verify"],
+    "data": ["download", "import", "inspect", "mini"],
+    "train": ["nano", "nano-card", "varnet", "fusion"],
+    "fit": ["laplace"],
+    "eval": [],
+    "bench": ["core", "uq"],
+    "reproduce": [],
+}
+
+
+def _subcommands(parser) -> dict:
+    import argparse
+
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name: sub for group in groups for name, sub in group.choices.items()}
+
+
+def test_cli_has_every_command_group_and_subcommand_each_with_a_handler():
+    from uncertsam_utils.cli import build_parser
+
+    groups = _subcommands(build_parser())
+    assert list(groups) == list(CLI_COMMANDS)
+    for group, expected in CLI_COMMANDS.items():
+        leaves = _subcommands(groups[group])
+        assert list(leaves) == expected, f"uncertsam {group}"
+        for name, parser in (leaves or {group: groups[group]}).items():
+            assert callable(parser.get_default("handler")), f"uncertsam {group} {name} has no handler"
+
+
+def test_cli_runs_as_a_module_and_as_the_entry_point():
     out = subprocess.run([sys.executable, "-m", "uncertsam_utils.cli", "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("checkpoints", "bench", "reproduce", "data"):
-        assert command in out
+    listed = re.findall(r"^    (\S+)", out, flags=re.M)
+    assert listed == list(CLI_COMMANDS)
+    # a user error is a message and exit status 2, not a traceback, also under `python -m`
+    failed = subprocess.run([sys.executable, "-m", "uncertsam_utils.cli", "data", "inspect", str(ROOT / "no-such-folder")],
+                            capture_output=True, text=True)
+    assert failed.returncode == 2 and failed.stderr.startswith("uncertsam: error:") and "Traceback" not in failed.stderr
+    import importlib
+    import tomllib
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["uncertsam"]
+    module, _, name = target.partition(":")
+    assert getattr(importlib.import_module(module), name) is importlib.import_module("uncertsam_utils.cli").main
 
 
 def test_ci_runs_the_readme_test_command():

@@ -227,7 +227,8 @@ def test_training_selects_by_val_loss_and_resumes_exactly(tmp_path, nano_random)
 def test_train_fusion_command_writes_a_module_and_eval_scores_it(tmp_path, nano_random):
     import argparse
 
-    from uncertsam_utils import eval_cli, train_cli
+    from uncertsam_utils.cli import eval as eval_cli
+    from uncertsam_utils.cli import train as train_cli
     from uncertsam_utils.cli import UserError
     from uncertsam_utils.data.mini import generate_fit
     from uncertsam_utils.refine.passes import UNCERTAINTY_SOURCES

@@ -225,7 +225,7 @@ def test_training_selects_by_val_loss_and_resumes_exactly(tmp_path, nano_random)
 def test_train_varnet_command_writes_a_head_for_its_model(tmp_path, nano_random):
     import argparse
 
-    from uncertsam_utils import train_cli
+    from uncertsam_utils.cli import train as train_cli
     from uncertsam_utils.cli import UserError
     from uncertsam_utils.data.mini import generate_fit
 

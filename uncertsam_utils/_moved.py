@@ -15,6 +15,12 @@ import sys
 import warnings
 
 MOVED: dict[str, str] = {
+    # the command line: one package, one module per command group
+    "uncertsam_utils.model.model_cli": "uncertsam_utils.cli.checkpoints",
+    "uncertsam_utils.data.data_cli": "uncertsam_utils.cli.data",
+    "uncertsam_utils.train_cli": "uncertsam_utils.cli.train",
+    "uncertsam_utils.fit_cli": "uncertsam_utils.cli.fit",
+    "uncertsam_utils.eval_cli": "uncertsam_utils.cli.eval",
 }
 
 

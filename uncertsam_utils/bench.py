@@ -10,6 +10,13 @@ is run ``repeats`` times after one warm-up and its median is reported.
   count does not depend on the machine: a time ratio near the FLOP ratio means the method's work is
   inherent, not overhead.
 
+One clock per run: every ratio of a run, the ``laplace-fit`` row included, is measured with the
+same clock (``Timer``): wall time by default, the process's CPU time on request (CPU devices only:
+it would not see GPU work). On CUDA the device is synchronised before each timed region starts
+and before it stops, so a region's time includes the kernels it queued, and ``bench uq`` adds the
+column ``peak_gpu_mib``: each method's peak ``torch.cuda.max_memory_allocated`` over its timed
+images (model weights included; the peak statistics are reset before each region).
+
 Two CPU effects that move the ratios (measured on the 2-core development machine):
 - with other jobs on the cores, torch's default OpenMP threads spin-wait on each other and
   every time inflates several-fold; ``--threads 1`` gives steadier numbers there;
@@ -38,14 +45,45 @@ class Timing:
     ratio_to_plain: float
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: first calls allocate and pick kernels
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+class Timer:
+    """One clock for every timed region of a run; on CUDA, the device synchronised around each region
+    and its peak memory recorded (``peak`` in MiB; nan on other devices)."""
+
+    def __init__(self, clock: str = "wall", device="cpu"):
+        import torch
+
+        if clock not in CLOCKS:
+            raise ValueError(f"unknown clock {clock!r}; choose from {', '.join(CLOCKS)}")
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda and clock != "wall":
+            raise ValueError(f"the {clock} clock does not see GPU work: time CUDA runs with the wall clock")
+        self.clock, self.now = clock, CLOCKS[clock]
+
+    def measure(self, fn: Callable[[], object]) -> tuple[float, float]:
+        """Seconds ``fn`` takes on this clock, and its peak GPU memory in MiB (nan off CUDA)."""
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize(self.device)  # work queued before the region is not its own
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = self.now()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if self.cuda:
+            torch.cuda.synchronize(self.device)  # the region's own kernels have finished
+        seconds = self.now() - start
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.cuda else float("nan")
+        return seconds, peak
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, timer: Timer | None = None) -> float:
+    """Median over ``repeats`` calls after one warm-up, on ``timer`` (default: wall clock, CPU)."""
+    timer = timer or Timer()
+    fn()  # warm-up: first calls allocate and pick kernels
+    return statistics.median(timer.measure(fn)[0] for _ in range(repeats))
 
 
 def bench_image(size: int, seed: int = 0) -> np.ndarray:
@@ -88,8 +126,9 @@ def bench_core(model_name: str = "sam2.1_hiera_tiny", checkpoint: str | None = "
         f"encode once + decode {boxes} boxes in one call": batched,
         f"encode once + {boxes} sequential decodes": sequential,
     }
+    timer = Timer("wall", device)
     with torch.inference_mode():
-        seconds = {case: median_seconds(fn, repeats) for case, fn in cases.items()}
+        seconds = {case: median_seconds(fn, repeats, timer) for case, fn in cases.items()}
     base = seconds["plain (encode + decode 1 box)"]
     return [Timing(loaded.label, case, s, s / base) for case, s in seconds.items()]
 
@@ -130,6 +169,20 @@ class MethodCost(MethodTiming):
     flop_ratio_to_baseline: float
 
 
+@dataclass
+class GpuTiming(MethodTiming):
+    """A timing on CUDA, with the method's peak GPU memory in MiB."""
+
+    peak_gpu_mib: float
+
+
+@dataclass
+class GpuCost(MethodCost):
+    """A timing with FLOPs on CUDA, with the method's peak GPU memory in MiB."""
+
+    peak_gpu_mib: float
+
+
 def matmul_flops(fn: Callable[[], object]) -> int:
     """FLOPs of the matrix products ``fn`` runs (torch's counter: mm, bmm, convolutions, attention;
     element-wise work such as softmax, normalisation or activations is not counted)."""
@@ -151,9 +204,6 @@ def load_bench_model(name: str, device: str = "cpu"):
     return load_model(name, "random", device=device)
 
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
 def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, seed: int = 0,
                    clock: str = "wall", flops: bool = False) -> list[MethodTiming]:
     """Median seconds per image of each method on one model, with the baseline measured alongside.
@@ -161,54 +211,91 @@ def bench_uq_model(loaded, method_names, *, objects: int = 3, repeats: int = 5, 
     Every call, of every method, sees an image of its own: the predictor caches the last
     encoding, and a method run on the image the previous method just encoded would skip its
     encoder pass. Each time thus includes the encoder passes a new image costs. Methods are
-    interleaved within each repeat, so load from other jobs on a shared machine hits them alike. ``clock="cpu"`` measures the
-    process's CPU time (all threads, user + system) instead of wall time: with one thread it
-    barely depends on what else runs on the machine. ``flops`` adds each method's matrix-product
-    FLOPs on one more image of its own (``MethodCost`` rows; the ``laplace-fit`` row's are nan)."""
+    interleaved within each repeat, so load from other jobs on a shared machine hits them alike.
+    With ``laplace``, the row ``laplace-fit`` times fitting its posterior per image (one curvature
+    pass, closed form) in the same loop, on the same clock. ``clock="cpu"`` measures the process's
+    CPU time (all threads, user + system) instead of wall time: with one thread it barely depends on
+    what else runs on the machine. ``flops`` adds each method's matrix-product FLOPs on one more
+    image of its own (``MethodCost`` rows; the ``laplace-fit`` row's are nan). On CUDA the rows
+    carry each method's peak GPU memory (``GpuTiming``, ``GpuCost``)."""
     import torch
 
     from .model import Predictor
+
+    predictor = Predictor(loaded.model)
+    timer = Timer(clock, next(loaded.model.parameters()).device)
+    cases = _method_cases(loaded, predictor, method_names, objects=objects, images=repeats + 1 + int(flops), seed=seed)
+    names = list(cases)
+    if "laplace" in names:
+        cases["laplace-fit"] = _laplace_fit_case(predictor, images=repeats + 1, seed=seed)
+    times: dict[str, list[float]] = {n: [] for n in cases}
+    peaks: dict[str, list[float]] = {n: [] for n in cases}
+    with torch.inference_mode():
+        for run in cases.values():
+            run(0)  # warm-up: first calls allocate and pick kernels
+        for index in range(1, repeats + 1):
+            for name, run in cases.items():
+                seconds, peak = timer.measure(partial(run, index))
+                times[name].append(seconds)
+                peaks[name].append(peak)
+        counted = {name: matmul_flops(partial(cases[name], repeats + 1)) for name in names} if flops else {}
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    base = medians["baseline"]
+    rows = [MethodTiming(loaded.label, n, medians[n], medians[n] / base) for n in cases]
+    if flops:  # the fit's FLOPs are not counted (nan)
+        rows = _extend(rows, MethodCost, gflop_per_image={n: c / 1e9 for n, c in counted.items()},
+                       flop_ratio_to_baseline={n: c / counted["baseline"] for n, c in counted.items()})
+    if timer.cuda:
+        rows = _extend(rows, GpuCost if flops else GpuTiming, peak_gpu_mib={n: max(p) for n, p in peaks.items()})
+    return rows
+
+
+def _method_cases(loaded, predictor, method_names, *, objects: int, images: int, seed: int) -> dict:
+    """``{name: run(index)}``: the baseline first, each method predicting on image ``index`` of its own."""
+    import torch
+
     from .uq import METHODS, image_generator
 
     names = ["baseline", *[n for n in method_names if n != "baseline"]]
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; registered: {', '.join(METHODS)}")
-    predictor = Predictor(loaded.model)
     size = predictor.image_size
-    methods = {n: METHODS[n].for_benchmark(loaded, torch.Generator().manual_seed(seed)) for n in names}
     boxes = bench_boxes(objects, size, seed)
-    images = {(index, name): bench_image(size, seed + index * len(names) + position)
-              for index in range(repeats + 1 + int(flops)) for position, name in enumerate(names)}
+    cases = {}
+    for position, name in enumerate(names):
+        method = METHODS[name].for_benchmark(loaded, torch.Generator().manual_seed(seed))
+        own = [bench_image(size, seed + index * len(names) + position) for index in range(images)]
 
-    def run(name: str, index: int) -> None:
-        image = images[index, name]
-        methods[name].predict(predictor, image, boxes, generator=image_generator(seed, "bench", index))
+        def run(index: int, method=method, own=own) -> None:
+            method.predict(predictor, own[index], boxes, generator=image_generator(seed, "bench", index))
 
-    now = CLOCKS[clock]
-    times: dict[str, list[float]] = {n: [] for n in names}
-    with torch.inference_mode():
-        for name in names:
-            run(name, 0)  # warm-up: first calls allocate and pick kernels
-        for index in range(1, repeats + 1):
-            for name in names:
-                start = now()
-                run(name, index)
-                times[name].append(now() - start)
-        counted = {name: matmul_flops(partial(run, name, repeats + 1)) for name in names} if flops else {}
-    medians = {n: statistics.median(t) for n, t in times.items()}
-    base = medians["baseline"]
-    rows = [MethodTiming(loaded.label, n, medians[n], medians[n] / base) for n in names]
-    if "laplace" in names:  # fitting the Laplace posterior, per image (one pass, closed-form curvature)
-        from .uq.laplace_posterior import fit_seconds_per_image
+        cases[name] = run
+    return cases
 
-        fit = fit_seconds_per_image(loaded, images=repeats, seed=seed)
-        rows.append(MethodTiming(loaded.label, "laplace-fit", fit, fit / base))
-    if flops:  # the fit's FLOPs are not counted (nan)
-        nan = float("nan")
-        rows = [MethodCost(**row.__dict__, gflop_per_image=counted.get(row.method, nan) / 1e9,
-                           flop_ratio_to_baseline=counted.get(row.method, nan) / counted["baseline"]) for row in rows]
-    return rows
+
+def _laplace_fit_case(predictor, *, images: int, seed: int):
+    """``run(index)``: the Laplace posterior's curvature pass (exact recipe, diag) on fitting image
+    ``index`` of its own: encode, decode its jittered box, closed-form GGN; no prior search."""
+    import torch
+
+    from .uq.laplace_posterior import PromptFeatures, feature_loader, get_recipe, make_laplace, synthetic_images
+
+    spec = get_recipe("exact")
+    data = synthetic_images(images, predictor.image_size, seed=seed)
+    laplace = make_laplace(predictor.treated_layer, "diag", spec.pixel_likelihood, spec.fit_size)
+
+    def run(index: int) -> None:
+        with torch.inference_mode(False):  # the fit runs outside the methods' inference mode
+            laplace.fit(feature_loader(PromptFeatures(predictor, data[index:index + 1], seed=seed)), progress_bar=False)
+
+    return run
+
+
+def _extend(rows: list, cls, **columns: dict) -> list:
+    """Rows of ``cls``: each row's fields plus, per named column, its method's value (nan where absent)."""
+    nan = float("nan")
+    return [cls(**row.__dict__, **{c: values.get(row.method, nan) for c, values in columns.items()}) for row in rows]
 
 
 def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeats: int = 5, device: str = "cpu",
@@ -217,6 +304,7 @@ def bench_uq(models=DEFAULT_UQ_MODELS, methods=None, *, objects: int = 3, repeat
     refinement variants, which the Table 1 notebook times)."""
     from .uq import UQ_METHOD_NAMES
 
+    Timer(clock, device)  # a clock that cannot time this device is refused before any model loads
     names = list(UQ_METHOD_NAMES) if methods is None else list(methods)
     rows: list[MethodTiming] = []
     for model_name in models:
@@ -232,6 +320,7 @@ def format_uq_rows(rows: list[MethodTiming]) -> str:
         lines += [
             f"  {r.method:<12} {r.seconds_per_image:8.3f} s/image   {r.ratio_to_baseline:5.2f}x baseline"
             + (_format_flops(r) if isinstance(r, MethodCost) else "")
+            + (f"   {r.peak_gpu_mib:9.1f} MiB peak" if isinstance(r, (GpuTiming, GpuCost)) else "")
             for r in rows
             if r.model == model
         ]
@@ -242,65 +331,3 @@ def _format_flops(row: MethodCost) -> str:
     if math.isnan(row.gflop_per_image):
         return "   FLOPs not counted"
     return f"   {row.gflop_per_image:8.3f} GFLOP/image {row.flop_ratio_to_baseline:5.2f}x baseline"
-
-
-def _set_threads(threads: int) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _run_uq(args) -> int:
-    _set_threads(args.threads)
-    methods = None if not args.methods else [m.strip() for m in args.methods.split(",") if m.strip()]
-    rows = bench_uq(args.models.split(","), methods, objects=args.objects, repeats=args.repeats, device=args.device,
-                    seed=args.seed, clock=args.clock, flops=args.flops)
-    print(format_uq_rows(rows))
-    if args.out:
-        write_csv(rows, Path(args.out))
-        print(f"wrote {args.out}")
-    return 0
-
-
-def _run_core(args) -> int:
-    _set_threads(args.threads)
-    rows = bench_core(args.model, args.checkpoint, boxes=args.boxes, repeats=args.repeats, device=args.device)
-    print(format_rows(rows))
-    if args.out:
-        write_csv(rows, Path(args.out))
-        print(f"wrote {args.out}")
-    return 0
-
-
-def register(subparsers) -> None:
-    bench = subparsers.add_parser("bench", help="speed benchmarks (ratios to a plain SAM-2 prediction)")
-    kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
-    core = kinds.add_parser("core", help="encode once + batched decode vs. a plain prediction")
-    core.add_argument("--model", default="sam2.1_hiera_tiny", help="registry name (default: official hiera tiny)")
-    core.add_argument("--checkpoint", default="random", help="'random' (default), or a checkpoint path; omit weights with 'random'")
-    core.add_argument("--boxes", type=int, default=10)
-    core.add_argument("--repeats", type=int, default=3)
-    core.add_argument("--device", default="cpu")
-    core.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    core.add_argument("--out", help="also write the figures as CSV (model, case, seconds, ratio_to_plain)")
-    core.set_defaults(handler=_run_core)
-
-    uq = kinds.add_parser("uq", help="each uncertainty method's time per image, as a ratio to the baseline")
-    uq.add_argument("--models", default=",".join(DEFAULT_UQ_MODELS),
-                    help="comma-separated registry names (default: %(default)s); official models use random weights, "
-                    "nano its shipped weights when present")
-    uq.add_argument("--methods", default="", help="comma-separated method names (default: every uncertainty method); "
-                    "the baseline is always measured")
-    uq.add_argument("--objects", type=int, default=3, help="box prompts per image (default 3)")
-    uq.add_argument("--repeats", type=int, default=5, help="timed images per method after one warm-up (default 5)")
-    uq.add_argument("--seed", type=int, default=0)
-    uq.add_argument("--device", default="cpu")
-    uq.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    uq.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                    help="wall time (default) or the process's CPU time (steadier on a shared machine with --threads 1)")
-    uq.add_argument("--flops", action="store_true",
-                    help="also count each method's matrix-product FLOPs per image (one more image each; adds the "
-                    "columns gflop_per_image, flop_ratio_to_baseline)")
-    uq.add_argument("--out", help="also write CSV (model, method, seconds_per_image, ratio_to_baseline)")
-    uq.set_defaults(handler=_run_uq)

@@ -1,11 +1,17 @@
 """Regenerate every figure and table: the numbered notebooks, in order, under papermill.
 
-``uncertsam reproduce [--profile mini|smoke|paper] [--only NN ...]`` reads ``params/<profile>.yaml``
-(``defaults`` for every notebook, ``notebooks: {NN: {...}}`` per notebook), converts each jupytext
-``notebooks/NN_*.py`` source to a notebook, passes it the parameters it declares, executes it into
-``build/<profile>/`` and records in ``tables/manifest.md`` what each run wrote: file, SHA-256,
-notebook, parameters, model and checksum, data root and time taken. The manifest is the run log;
-every other table is byte-identical between runs with the same inputs.
+``uncertsam reproduce [--profile mini|smoke|paper] [--only NN ...] [--data-root DIR] [--set NAME=VALUE ...]``
+reads ``params/<profile>.yaml`` (``defaults`` for every notebook, ``notebooks: {NN: {...}}`` per
+notebook), converts each jupytext ``notebooks/NN_*.py`` source to a notebook, passes it the
+parameters it declares, executes it into ``build/<profile>/`` and records in ``tables/manifest.md``
+what each run wrote: file, SHA-256, notebook, profile and command-line overrides, parameters, model
+and checksum, data root and time taken. The manifest is the run log; every other table is
+byte-identical between runs with the same inputs.
+
+Overrides (``--set NAME=VALUE``, ``--data-root DIR`` for ``data_root``) win over the profile's
+defaults and per-notebook values and reach every notebook that declares the parameter; a name that
+no notebook declares is an error. The paper profile is checked before any notebook runs
+(``check_profile``): every missing split under the data root and a missing checkpoint are named.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from pathlib import Path
 from .paths import figures_dir, project_root, tables_dir
 
 PROFILES = ("mini", "smoke", "paper")
+
+
+class OverrideError(ValueError):
+    """A ``--set`` that cannot be applied: malformed, given twice, or no notebook's parameter."""
 
 
 @dataclass
@@ -59,9 +69,44 @@ def load_profile(name: str) -> dict:
     return profile
 
 
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """``--set NAME=VALUE`` pairs as ``{NAME: value}``. VALUE is read as YAML, like the profiles:
+    ``1`` an int, ``0.5`` a float, ``null`` None, ``true`` a bool, ``[a, b]`` a list, anything
+    else a string (``random``, ``sam2.1_hiera_tiny``)."""
+    import yaml
+
+    out: dict = {}
+    for pair in pairs or ():
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise OverrideError(f"--set takes NAME=VALUE with NAME a notebook parameter (e.g. max_images=1), got {pair!r}")
+        if name in out:
+            raise OverrideError(f"--set {name} is given twice")
+        if not text.strip():
+            raise OverrideError(f"--set {name}= has no value (write {name}=null for None)")
+        try:
+            value = yaml.safe_load(text)
+            json.dumps(value)  # papermill and the manifest take plain values only
+        except (yaml.YAMLError, TypeError) as err:
+            raise OverrideError(f"--set {pair!r}: not a plain YAML value (a number, string, null, true/false, list)") from err
+        out[name] = value
+    return out
+
+
+def check_overrides(overrides: dict, declared: dict[str, set[str]]) -> None:
+    """Every overridden name is a parameter of some notebook (``declared``: notebook -> its parameters)."""
+    known = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise OverrideError(f"no notebook declares {', '.join(unknown)}; the notebooks' parameters: {', '.join(sorted(known))}")
+
+
 def parameters_for(profile: dict, notebook: Path, declared: set[str]) -> dict:
-    """The profile's values for the parameters this notebook declares (others are not passed)."""
-    merged = {**profile["defaults"], **(profile["notebooks"].get(notebook.name[:2]) or {})}
+    """The profile's values for the parameters this notebook declares (others are not passed):
+    its defaults, then its values for this notebook, then the command line's overrides."""
+    merged = {**profile["defaults"], **(profile["notebooks"].get(notebook.name[:2]) or {}),
+              **profile.get("overrides", {})}
     return {k: v for k, v in merged.items() if k in declared}
 
 
@@ -82,37 +127,93 @@ def declared_parameters(ipynb: Path) -> set[str]:
 
 
 def check_profile(name: str, profile: dict) -> None:
-    """The paper profile needs the real benchmark and an official checkpoint: fail fast if absent."""
+    """The paper profile needs the real benchmark (each test domain's ``test`` split and the fit set's
+    ``fit/train`` and ``fit/val``) and the model's checkpoint (unless ``checkpoint`` is ``random``):
+    everything missing is named in one error, before any notebook runs."""
     if name != "paper":
         return
-    defaults = profile["defaults"]
-    from .model.checkpoints import checkpoint_dir, resolve_name
-
-    root = defaults.get("data_root")
-    if not root or not Path(root).is_dir():
-        raise FileNotFoundError(
-            f"the paper profile needs the UncertSAM benchmark at data_root={root!r} (params/paper.yaml). "
-            "Get it with `uncertsam data download --out DIR` (needs HF_TOKEN) and set data_root to DIR."
-        )
-    info = resolve_name(defaults.get("model", "sam2_hiera_large"))
-    checkpoint = Path(defaults["checkpoint"]) if defaults.get("checkpoint") else checkpoint_dir() / info.filename
-    if not checkpoint.is_file():
-        raise FileNotFoundError(
-            f"the paper profile needs the {info.name} checkpoint at {checkpoint}. "
-            f"Run `uncertsam checkpoints download {info.name}` or place the file there by hand."
-        )
+    settings = {**profile["defaults"], **profile.get("overrides", {})}
+    problems = _missing_data(settings.get("data_root")) + _missing_checkpoint(settings)
+    if problems:
+        raise FileNotFoundError("the paper profile cannot run:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def run_profile(name: str = "mini", only: list[str] | None = None, build_dir: Path | None = None, prepare_only: bool = False) -> list[NotebookRun]:
+def _missing_data(root) -> list[str]:
+    from .data.layout import list_splits
+    from .data.names import DATASETS
+
+    if not root:
+        return ["data_root is not set: pass --data-root DIR, the UncertSAM benchmark in the published layout "
+                "(`uncertsam data download --out DIR`, needs HF_TOKEN) with its fit set in DIR/fit"]
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return [f"data_root {root} is not a folder"]
+    tests = [f"{d}/test" for d in DATASETS if "test" not in list_splits(root, d)]
+    fit = [f"fit/{s}" for s in ("train", "val") if s not in list_splits(root, "fit")]
+    problems = []
+    if tests:
+        problems.append(f"test splits missing under {root}: {', '.join(tests)} (each <dataset>/test/annotations/"
+                        f"dataset.json with images/; `uncertsam data download --out {root} --splits test`)")
+    if fit:
+        problems.append(f"fit splits missing under {root}: {', '.join(fit)} (the fit set, the paper's SA-1B subset, "
+                        "in the published layout; notebooks 04-07 fit and train on it)")
+    return problems
+
+
+def _missing_checkpoint(settings: dict) -> list[str]:
+    from .model.checkpoints import resolve_name
+
+    if settings.get("checkpoint") == "random":
+        return []
+    model = settings.get("model", "sam2_hiera_large")
+    try:
+        info = resolve_name(model)
+    except KeyError as err:
+        return [str(err.args[0])]
+    path = checkpoint_file(model, settings.get("checkpoint"))
+    if path.is_file():
+        return []
+    if settings.get("checkpoint"):
+        return [f"checkpoint file {path} not found"]
+    return [f"no {info.name} checkpoint at {path}: run `uncertsam checkpoints download {info.name}`, place the "
+            "file there by hand, or pass --set checkpoint=FILE (random: seeded random weights, for pipeline checks)"]
+
+
+def checkpoint_file(model: str, checkpoint: str | None) -> Path:
+    """The weights file a notebook loads for ``model`` and ``checkpoint`` (None: the registry's default place)."""
+    from .model.checkpoints import NANO_WEIGHTS, checkpoint_dir, resolve_name
+
+    if checkpoint:
+        return Path(checkpoint).expanduser()
+    info = resolve_name(model)
+    return NANO_WEIGHTS if info.family == "nano" else checkpoint_dir() / info.filename
+
+
+def prepare_notebooks(sources: list[Path], build_dir: Path) -> dict[Path, tuple[Path, set[str]]]:
+    """Each source converted to ``build_dir/prepared/<stem>.ipynb``, with the parameters it declares."""
+    out = {}
+    for source in sources:
+        prepared = to_ipynb(source, build_dir / "prepared" / f"{source.stem}.ipynb")
+        out[source] = (prepared, declared_parameters(prepared))
+    return out
+
+
+def run_profile(name: str = "mini", only: list[str] | None = None, build_dir: Path | None = None,
+                prepare_only: bool = False, overrides: dict | None = None) -> list[NotebookRun]:
+    """Run the profile's notebooks (``only``: these numbers), ``overrides`` winning over its values."""
     import papermill
 
     profile = load_profile(name)
+    profile["overrides"] = dict(overrides or {})
     check_profile(name, profile)
     build_dir = Path(build_dir) if build_dir else notebooks_dir().parent / "build" / name
+    selected = numbered_notebooks(only)
+    notebooks = prepare_notebooks(numbered_notebooks() if profile["overrides"] else selected, build_dir)
+    check_overrides(profile["overrides"], {source.name: declared for source, (_, declared) in notebooks.items()})
     runs = []
-    for source in numbered_notebooks(only):
-        prepared = to_ipynb(source, build_dir / "prepared" / f"{source.stem}.ipynb")
-        parameters = parameters_for(profile, source, declared_parameters(prepared))
+    for source in selected:
+        prepared, declared = notebooks[source]
+        parameters = parameters_for(profile, source, declared)
         target = build_dir / f"{source.stem}.ipynb"
         print(f"[{name}] {source.name} {json.dumps(parameters, sort_keys=True)}", flush=True)
         started = time.time()
@@ -124,7 +225,7 @@ def run_profile(name: str = "mini", only: list[str] | None = None, build_dir: Pa
         outputs = [p for d in (figures_dir(), tables_dir()) for p in sorted(d.iterdir()) if p.is_file() and p.stat().st_mtime >= started and p.name != "manifest.md"]
         runs.append(NotebookRun(source.name, parameters, seconds, outputs))
     if not prepare_only:
-        write_manifest(name, runs)
+        write_manifest(name, runs, profile["overrides"])
     return runs
 
 
@@ -133,21 +234,21 @@ def _sha256(path: Path) -> str:
 
 
 def _model_checksum(parameters: dict) -> str:
-    from .model.checkpoints import NANO_WEIGHTS, checkpoint_dir, resolve_name
-
     model = parameters.get("model")
     if model is None:
         return ""
     checkpoint = parameters.get("checkpoint")
     if checkpoint == "random":
         return "random weights"
-    info = resolve_name(model)
-    path = Path(checkpoint) if checkpoint else (NANO_WEIGHTS if info.family == "nano" else checkpoint_dir() / info.filename)
-    return _sha256(path)[:16] if path.is_file() else "missing"
+    from .model.checkpoints import cached_sha256
+
+    path = checkpoint_file(model, checkpoint)
+    return cached_sha256(path)[:16] if path.is_file() else "missing"
 
 
-def write_manifest(profile: str, runs: list[NotebookRun]) -> Path:
-    """Append this run's rows to tables/manifest.md, replacing earlier rows of the same notebooks."""
+def write_manifest(profile: str, runs: list[NotebookRun], overrides: dict | None = None) -> Path:
+    """Append this run's rows to tables/manifest.md, replacing earlier rows of the same notebooks.
+    The profile cell names the command line's overrides, if any (their values are also in the parameters)."""
     path = tables_dir() / "manifest.md"
     header = [
         "# Manifest of regenerated outputs",
@@ -164,36 +265,16 @@ def write_manifest(profile: str, runs: list[NotebookRun]) -> Path:
             if len(cells) == 8:
                 rows[cells[0]] = line
     root = project_root()
+    label = f"{profile} `--set {json.dumps(overrides, sort_keys=True)}`" if overrides else profile
     for run in runs:
         for stale in [k for k, v in rows.items() if f"| {run.notebook} |" in v]:
             del rows[stale]
         for output in run.outputs:
             name = str(output.relative_to(root)) if root and output.is_relative_to(root) else str(output)
             rows[name] = (
-                f"| {name} | {_sha256(output)[:16]} | {run.notebook} | {profile} | "
+                f"| {name} | {_sha256(output)[:16]} | {run.notebook} | {label} | "
                 f"`{json.dumps(run.parameters, sort_keys=True)}` | {_model_checksum(run.parameters)} | "
                 f"{run.parameters.get('data_root') or 'UncertSAM-mini (generated)'} | {run.seconds:.1f} |"
             )
     path.write_text("\n".join(header + [rows[k] for k in sorted(rows)]) + "\n")
     return path
-
-
-def _run(args) -> int:
-    from .cli import UserError
-
-    try:
-        runs = run_profile(args.profile, args.only, Path(args.build_dir) if args.build_dir else None, args.prepare_only)
-    except FileNotFoundError as err:
-        raise UserError(str(err)) from err
-    for run in runs:
-        print(f"{run.notebook}: {run.seconds:.1f} s, {len(run.outputs)} outputs")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("reproduce", help="regenerate figures and tables by running the numbered notebooks")
-    parser.add_argument("--profile", default="mini", choices=PROFILES, help="parameter profile in params/ (default: mini)")
-    parser.add_argument("--only", nargs="+", metavar="NN", help="only these notebook numbers")
-    parser.add_argument("--build-dir", help="where executed notebooks go (default: build/<profile>)")
-    parser.add_argument("--prepare-only", action="store_true", help="write parameterised notebooks without executing them")
-    parser.set_defaults(handler=_run)

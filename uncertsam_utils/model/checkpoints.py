@@ -3,7 +3,10 @@
 Official files are Meta's SAM 2.0 (release 072824) and SAM 2.1 (release 092824) checkpoints.
 Their SHA-256 sums are the Git-LFS object ids that Hugging Face shows for the same file names:
 on Meta's own ``facebook/sam2*-hiera-*`` repositories where marked ``"hf:facebook"``, otherwise on
-mirrors that agree with each other (``"hf:mirrors"``). A download whose hash differs is rejected.
+mirrors that agree with each other (``"hf:mirrors"``). A download whose hash differs is rejected,
+and so is loading a file under an official name whose hash differs (``registry.load_model``).
+Hashing a 900 MB file takes seconds, so ``cached_sha256`` remembers each file's sum in the cache
+folder by its path, size and modification time: an unchanged file is read once.
 
 The nano model is this project's own (see ``uncertsam train nano``) and ships inside the package.
 """
@@ -11,10 +14,13 @@ The nano model is this project's own (see ``uncertsam train nano``) and ships in
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
+import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +115,56 @@ def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+HASHES_FILE = "checkpoint-sha256.json"  # in cache_dir(): {resolved path: {size, mtime_ns, sha256}}
+
+
+def cached_sha256(path: Path, *, refresh: bool = False) -> str:
+    """``sha256_of(path)``, remembered in ``cache_dir()/checkpoint-sha256.json`` by the file's resolved
+    path, size and modification time (ns): a file unchanged since is not read again. ``refresh``
+    reads it anyway (``uncertsam checkpoints verify``)."""
+    path = Path(path)
+    key, stamp = str(path.resolve()), _stamp(path)
+    entry = _read_hashes().get(key)
+    if not refresh and isinstance(entry, dict) and (entry.get("size"), entry.get("mtime_ns")) == stamp:
+        return str(entry["sha256"])
+    digest = sha256_of(path)
+    if _stamp(path) == stamp:  # not rewritten while it was read
+        remember_sha256(path, digest, stamp)
+    return digest
+
+
+def remember_sha256(path: Path, digest: str, stamp: tuple[int, int] | None = None) -> None:
+    """Record ``digest`` as the SHA-256 of ``path`` as it is now (or as it was at ``stamp``)."""
+    size, mtime_ns = stamp or _stamp(Path(path))
+    hashes = _read_hashes()
+    hashes[str(Path(path).resolve())] = {"size": size, "mtime_ns": mtime_ns, "sha256": digest}
+    target = cache_dir() / HASHES_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # a private temporary file renamed into place: concurrent loads (torchrun ranks) never see half a file
+    with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=f".{HASHES_FILE}.", delete=False) as out:
+        json.dump(hashes, out, sort_keys=True, indent=1)
+    os.replace(out.name, target)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _read_hashes() -> dict:
+    path = cache_dir() / HASHES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        hashes = json.loads(path.read_text())
+        if not isinstance(hashes, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, OSError) as err:  # only a memo: every sum in it can be computed again
+        warnings.warn(f"{path} is unreadable ({err}); checkpoints are hashed again and the file rewritten")
+        return {}
+    return hashes
+
+
 class DownloadError(RuntimeError):
     pass
 
@@ -136,7 +192,7 @@ def download_checkpoint(
     directory = Path(directory) if directory is not None else checkpoint_dir()
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / info.filename
-    if target.is_file() and sha256_of(target) == info.sha256:
+    if target.is_file() and cached_sha256(target) == info.sha256:
         return target
     url = (base_url.rstrip("/") + "/" + info.filename) if base_url else info.url
     partial = target.with_name(target.name + ".part")
@@ -163,4 +219,5 @@ def download_checkpoint(
         partial.unlink()
         raise DownloadError(f"{url}: SHA-256 {digest} does not match the expected {info.sha256}; the file was removed.")
     partial.replace(target)
+    remember_sha256(target, digest)  # verified: its first load need not read it again
     return target

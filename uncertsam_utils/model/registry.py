@@ -8,6 +8,10 @@
 - ``checkpoint=PATH``: a ``{'model': state_dict}`` file, loaded with ``weights_only=True`` and
   checked tensor by tensor against the config (a mismatch names both).
 
+A file whose SHA-256 the registry knows (an official checkpoint under its own file name, the shipped
+nano weights) is verified on load; the sum is remembered by the file's size and modification
+time (``checkpoints.cached_sha256``), so only the first load of a file reads it whole.
+
 Models are built with SAM-2's stability fallback off, so single-mask output always comes from
 mask token 0 (see ``Predictor``).
 """
@@ -24,10 +28,10 @@ from .checkpoints import (
     CHECKPOINTS,
     NANO_WEIGHTS,
     CheckpointInfo,
+    cached_sha256,
     checkpoint_dir,
     manual_placement_hint,
     resolve_name,
-    sha256_of,
 )
 
 RANDOM = "random"
@@ -172,6 +176,15 @@ def _expected_sha256(info: CheckpointInfo, path: Path) -> str | None:
     return None
 
 
+def _mismatch_message(info: CheckpointInfo, path: Path, digest: str, expected: str) -> str:
+    if info.family == "nano":
+        remedy = "restore the file from the repository or retrain it (`uncertsam train nano`)"
+    else:
+        remedy = (f"it is damaged, or another file under the official name: delete it and run `uncertsam checkpoints "
+                  f"download {info.name}` (a checkpoint of your own needs a name of its own)")
+    return f"checkpoint {path} has SHA-256 {digest}, but {info.name} expects {expected}; {remedy}"
+
+
 def load_model(
     name: str = "nano",
     checkpoint: str | Path | None = None,
@@ -182,8 +195,9 @@ def load_model(
 ) -> LoadedModel:
     """Build ``name`` and load its weights; see the module docstring for ``checkpoint``.
 
-    ``verify_hash`` (default: on for the small nano file, off for official files, which
-    are verified when downloaded) compares the file's SHA-256 with the registry's."""
+    ``verify_hash`` compares the file's SHA-256 with the registry's where the registry knows it:
+    None (default) with the sum remembered for the unchanged file, True reading the file again,
+    False not at all. A mismatch is a ``CheckpointMismatchError`` naming the file and both sums."""
     info = resolve_name(name)
     model = build_model(info, seed=seed)
     if checkpoint == RANDOM:
@@ -191,12 +205,10 @@ def load_model(
     path = Path(checkpoint) if checkpoint is not None else _default_checkpoint(info)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
-    digest = sha256_of(path)
+    digest = cached_sha256(path, refresh=verify_hash is True)
     expected = _expected_sha256(info, path)
-    if verify_hash is None:
-        verify_hash = info.family == "nano"
-    if verify_hash and expected is not None and digest != expected:
-        raise CheckpointMismatchError(f"checkpoint {path} has SHA-256 {digest}, but {info.name} expects {expected}")
+    if verify_hash is not False and expected is not None and digest != expected:
+        raise CheckpointMismatchError(_mismatch_message(info, path, digest, expected))
     apply_checkpoint(model, path, info.config)
     return LoadedModel(model.to(device), info, path, digest)
 

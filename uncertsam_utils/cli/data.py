@@ -1,23 +1,23 @@
-"""``uncertsam data ...``: download the benchmark, import a native dataset, inspect a layout folder
-(and ``mini``, the synthetic benchmark, contributed by :mod:`uncertsam_utils.data.mini`)."""
+"""``uncertsam data ...``: download the benchmark, import a native dataset, inspect a layout folder,
+generate the synthetic UncertSAM-mini."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-from uncertsam_utils.data.names import DATASETS, SPLITS
+from ..data.names import DATASETS, SPLITS
+from .common import UserError, add_command, add_group, user_errors
 
 
 def _download(args) -> int:
-    from uncertsam_utils.cli import UserError
-    from uncertsam_utils.data.download import DownloadError, download_benchmark
+    """Fetch <dataset>/<split>.tar.gz from the Hugging Face dataset JesseBrouw/UncertSAM (token:
+    HF_TOKEN or `hf auth login`), extract it safely and verify it. Re-running resumes and skips what
+    is already verified; archives copied there by hand are used."""
+    from ..data.download import DownloadError, download_benchmark
 
-    try:
+    with user_errors(DownloadError):
         statuses = download_benchmark(args.out, args.datasets, args.splits, timeout=args.timeout,
                                       keep_archives=not args.delete_archives)
-    except DownloadError as err:
-        raise UserError(str(err)) from err
     for status in statuses:
         print(f"{status.dataset}/{status.split}: {status.action}, {status.images} images, {status.masks} masks")
         if "skipped" in status.report.splitlines()[0]:
@@ -26,9 +26,10 @@ def _download(args) -> int:
 
 
 def _import(args) -> int:
-    from uncertsam_utils.cli import UserError
-    from uncertsam_utils.data.errors import DataError
-    from uncertsam_utils.data.importers import import_dataset
+    """Convert a native dataset (see uncertsam_utils/data/importers/) into
+    <out>/<NAME>/{train,val,test}."""
+    from ..data.errors import DataError
+    from ..data.importers import import_dataset
 
     options = {"overwrite": args.overwrite}
     if args.min_area is not None:
@@ -39,18 +40,15 @@ def _import(args) -> int:
         options["include_noncam"] = True
     if not Path(args.src).is_dir():
         raise UserError(f"{args.src}: source folder not found")
-    try:
+    with user_errors(DataError):
         result = import_dataset(args.name, args.src, args.out, seed=args.seed, **options)
-    except DataError as err:
-        raise UserError(str(err)) from err
     print(result.summary())
     return 0
 
 
 def _inspect(args) -> int:
-    from uncertsam_utils.cli import UserError
-    from uncertsam_utils.data.errors import DataError
-    from uncertsam_utils.data.layout import SplitReader, list_datasets, list_splits
+    from ..data.errors import DataError
+    from ..data.layout import SplitReader, list_datasets, list_splits
 
     root = Path(args.root)
     datasets = [args.dataset] if args.dataset else list_datasets(root)
@@ -77,15 +75,28 @@ def _inspect(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="download, import and inspect benchmark data")
-    data_sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+def _mini(args) -> int:
+    """Generate UncertSAM-mini (fit set + eight synthetic test domains) in the published layout.
+    Deterministic: the same seed gives identical files."""
+    from ..data import mini
 
-    download = data_sub.add_parser(
-        "download", help="fetch the UncertSAM benchmark from Hugging Face, extract and verify it",
-        description="Fetch <dataset>/<split>.tar.gz from the Hugging Face dataset JesseBrouw/UncertSAM "
-                    "(token: HF_TOKEN or `hf auth login`), extract it safely and verify it. Re-running "
-                    "resumes and skips what is already verified; archives copied there by hand are used.")
+    fit_sizes = mini.SMALL_FIT_SIZES if args.small else mini.FIT_SIZES
+    domain_sizes = mini.SMALL_DOMAIN_SIZES if args.small else mini.DOMAIN_SIZES
+    if args.out is None:  # the cache folder, reused when already complete
+        root = mini.default_root(args.seed)
+        root = root.with_name(root.name + "-small") if args.small else root
+        path = mini.ensure_mini(root, args.seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes, workers=args.workers)
+    else:
+        path = mini.generate_mini(args.out, args.seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes,
+                                  workers=args.workers)
+    print(path)
+    return 0
+
+
+# ------------------------------------------------------------------------------ the parsers
+def _add_download(actions) -> None:
+    download = add_command(actions, "download", _download,
+                           "fetch the UncertSAM benchmark from Hugging Face, extract and verify it")
     download.add_argument("--out", required=True, type=Path, help="benchmark root folder")
     download.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS, metavar="NAME",
                           help=f"default: all ({' '.join(DATASETS)})")
@@ -93,11 +104,10 @@ def register(subparsers) -> None:
                           help="default: train val test")
     download.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
     download.add_argument("--delete-archives", action="store_true", help="remove each .tar.gz once verified")
-    download.set_defaults(handler=_download)
 
-    imp = data_sub.add_parser("import", help="convert a native dataset into the UncertSAM layout",
-                              description="Convert a native dataset (see uncertsam_utils/data/importers/) "
-                                          "into <out>/<NAME>/{train,val,test}.")
+
+def _add_import(actions) -> None:
+    imp = add_command(actions, "import", _import, "convert a native dataset into the UncertSAM layout")
     imp.add_argument("name", choices=DATASETS, metavar="NAME", help=" | ".join(DATASETS))
     imp.add_argument("--src", required=True, type=Path, help="the native dataset's folder")
     imp.add_argument("--out", required=True, type=Path, help="benchmark root folder to write into")
@@ -105,22 +115,30 @@ def register(subparsers) -> None:
     imp.add_argument("--min-area", type=int, help="smallest instance in source pixels (default: the importers' 32)")
     imp.add_argument("--overwrite", action="store_true", help="replace splits that already exist")
     imp.add_argument("--include-noncam", action="store_true", help="COD10K-v3: also the non-camouflaged images")
-    imp.set_defaults(handler=_import)
 
-    inspect = data_sub.add_parser("inspect", help="count images and masks and list what the reader skips")
+
+def _add_inspect(actions) -> None:
+    inspect = add_command(actions, "inspect", _inspect, "count images and masks and list what the reader skips")
     inspect.add_argument("root", type=Path, help="benchmark root folder")
     inspect.add_argument("--dataset", help="only this dataset folder")
     inspect.add_argument("--split", help="only this split folder")
     inspect.add_argument("--min-mask-pixels", type=int, help="reader threshold (default: the reader's 8)")
     inspect.add_argument("--check-images", action="store_true", help="also decode every image (slow)")
-    inspect.set_defaults(handler=_inspect)
 
-    # `uncertsam data mini` lives with the generator; it is added only if that module provides it.
-    try:
-        mini = importlib.import_module("uncertsam_utils.data.mini")
-    except ModuleNotFoundError as err:
-        if err.name != "uncertsam_utils.data.mini":     # a real import error inside mini: show it
-            raise
-        return
-    if hasattr(mini, "add_mini_parser"):
-        mini.add_mini_parser(data_sub)
+
+def _add_mini(actions) -> None:
+    from ..data.mini import SMALL_DOMAIN_SIZES, SMALL_FIT_SIZES  # the sizes appear in the help text
+
+    parser = add_command(actions, "mini", _mini, "generate the synthetic UncertSAM-mini benchmark")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: the cache folder used by ensure_mini)")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument("--small", action="store_true",
+                        help=f"a smoke-test size: fit {SMALL_FIT_SIZES}, domains {SMALL_DOMAIN_SIZES}")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
+
+
+def register(subparsers) -> None:
+    actions = add_group(subparsers, "data", "download, import and inspect benchmark data", "data_command", "ACTION")
+    for add in (_add_download, _add_import, _add_inspect, _add_mini):
+        add(actions)

@@ -1,8 +1,9 @@
 """The ``uncertsam`` command: one CLI for every task of the project.
 
-Each area of the package contributes its subcommands through a ``register(subparsers)``
-function in its own ``*_cli`` module; heavy imports happen inside the handlers, so
-``uncertsam --help`` stays fast.
+Each command group lives in its own module of this package (``checkpoints``, ``data``, ``train``,
+``fit``, ``eval``, ``bench``, ``reproduce``) and adds its subcommands through a
+``register(subparsers)`` function; heavy imports happen inside the handlers, so
+``uncertsam --help`` stays fast. The logic the handlers call lives in the rest of the package.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import argparse
 import importlib
 import sys
 
+from .common import UserError
+
 # Modules that add subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
-    "uncertsam_utils.model.model_cli",   # checkpoints
-    "uncertsam_utils.data.data_cli",     # data
-    "uncertsam_utils.train_cli",         # train nano | varnet
-    "uncertsam_utils.fit_cli",           # fit laplace
-    "uncertsam_utils.eval_cli",          # eval
-    "uncertsam_utils.bench",             # bench
-    "uncertsam_utils.reproduce",         # reproduce
+    "uncertsam_utils.cli.checkpoints",   # checkpoints
+    "uncertsam_utils.cli.data",          # data
+    "uncertsam_utils.cli.train",         # train nano | nano-card | varnet | fusion
+    "uncertsam_utils.cli.fit",           # fit laplace
+    "uncertsam_utils.cli.eval",          # eval
+    "uncertsam_utils.cli.bench",         # bench
+    "uncertsam_utils.cli.reproduce",     # reproduce
 )
 
-
-class UserError(RuntimeError):
-    """An error caused by the user's input; printed without a traceback."""
+__all__ = ["COMMAND_MODULES", "UserError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +48,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"uncertsam: error: {err}", file=sys.stderr)
         return 2
     return int(result or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,26 +11,18 @@ Rerunning the same command resumes an interrupted run and leaves finished CSVs u
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from .common import UserError, add_command, user_errors
 
-def _run(args) -> int:
-    import torch
 
-    from .cli import UserError
-    from .data.layout import DATASETS, list_datasets
-    from .evaluate import EvaluationMismatch, build_methods, evaluate_datasets
-    from .model import Predictor, load_model
-    from .model.checkpoints import sha256_of
+def _data(args) -> tuple[Path, list[str]]:
+    """The benchmark root (UncertSAM-mini when --data is left out) and the datasets to evaluate."""
+    from ..data.layout import DATASETS, list_datasets
 
-    import os
-
-    # The metrics of one image run in a worker thread while the next image is predicted: by default
-    # torch gets the remaining cores (one on a two-core machine), so that the two never fight.
-    threads = args.threads or max(1, (os.cpu_count() or 1) - args.metric_workers)
-    torch.set_num_threads(threads)
     if args.data is None:
-        from .data.mini import ensure_mini
+        from ..data.mini import ensure_mini
 
         data = ensure_mini()
         print(f"data: UncertSAM-mini at {data}")
@@ -43,32 +35,51 @@ def _run(args) -> int:
     missing = [d for d in datasets if d not in present]
     if missing:
         raise UserError(f"dataset(s) {missing} not found under {data} (present: {present})")
-    try:
-        loaded = load_model(args.model, args.checkpoint, device=args.device, seed=args.model_seed)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise UserError(str(err)) from err
-    if loaded.random_weights:
-        print(f"warning: {loaded.label}")
-    try:
-        posterior = {"laplace": args.posterior, "laplace-paper": args.posterior_paper or args.posterior}
-        fusion = _fusion_files(args.fusion)
-        methods = build_methods(args.method, loaded, T=args.T, K=args.K, posterior=posterior, head=args.head,
-                                components=args.components, fusion=fusion)
-    except (KeyError, ValueError, TypeError, FileNotFoundError) as err:  # incl. a posterior/head of another model
-        raise UserError(str(err)) from err
+    return data, datasets
+
+
+def _identity(args, loaded, fusion: dict[str, str]) -> dict:
+    """What the CSVs were computed with: the model and the SHA-256 of each fitted file."""
+    from ..model.checkpoints import sha256_of
+
     identity = {"model": loaded.identity(), "model_seed": loaded.seed if loaded.random_weights else None}
     files = [("posterior", args.posterior), ("posterior_paper", args.posterior_paper), ("head", args.head)]
     files += [(f"fusion_{name}", path) for name, path in sorted(fusion.items())]
     for key, path in files:
         if path is not None:
             identity[key] = sha256_of(Path(path))
+    return identity
+
+
+def _run(args) -> int:
+    """Evaluate methods under the paper's GT-box protocol; one CSV per dataset and method with one
+    row per mask (the paper's 28 metric columns plus Spearman, AUROC, AUPR, AUSE). Resumable: rerun
+    the same command after an interruption."""
+    import torch
+
+    from ..evaluate import EvaluationMismatch, build_methods, evaluate_datasets
+    from ..model import Predictor, load_model
+
+    # The metrics of one image run in a worker thread while the next image is predicted: by default
+    # torch gets the remaining cores (one on a two-core machine), so that the two never fight.
+    threads = args.threads or max(1, (os.cpu_count() or 1) - args.metric_workers)
+    torch.set_num_threads(threads)
+    data, datasets = _data(args)
+    with user_errors(FileNotFoundError, KeyError, ValueError):
+        loaded = load_model(args.model, args.checkpoint, device=args.device, seed=args.model_seed)
+    if loaded.random_weights:
+        print(f"warning: {loaded.label}")
+    with user_errors(KeyError, ValueError, TypeError, FileNotFoundError):  # incl. a posterior/head of another model
+        posterior = {"laplace": args.posterior, "laplace-paper": args.posterior_paper or args.posterior}
+        fusion = _fusion_files(args.fusion)
+        methods = build_methods(args.method, loaded, T=args.T, K=args.K, posterior=posterior, head=args.head,
+                                components=args.components, fusion=fusion)
+    identity = _identity(args, loaded, fusion)
     predictor = Predictor(loaded.model)
-    try:
+    with user_errors(EvaluationMismatch):
         paths = evaluate_datasets(predictor, methods, data, datasets, args.out, split=args.split, seed=args.seed,
                                   max_images=args.max_images, progress=not args.quiet, identity=identity,
                                   metric_workers=args.metric_workers)
-    except EvaluationMismatch as err:
-        raise UserError(str(err)) from err
     for (dataset, method), path in sorted(paths.items()):
         print(f"{dataset:<12} {method:<18} {path}")
     return 0
@@ -84,17 +95,7 @@ def _fusion_files(pairs) -> dict[str, str]:
     return out
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "eval", help="evaluate uncertainty methods: per-mask metric CSVs (resumable)",
-        description="Evaluate methods under the paper's GT-box protocol; one CSV per dataset and method with one "
-                    "row per mask (the paper's 28 metric columns plus Spearman, AUROC, AUPR, AUSE). Resumable: "
-                    "rerun the same command after an interruption.")
-    parser.add_argument("--data", default=None,
-                        help="benchmark root in the published layout (default: the generated UncertSAM-mini)")
-    parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
-                        help="datasets to evaluate (default: every dataset under --data)")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+def _add_method_arguments(parser) -> None:
     parser.add_argument("--method", nargs="+", required=True, metavar="NAME",
                         help="methods: baseline, tta, prompt, laplace, laplace-paper, varnet, combined-rank, "
                              "combined-product; refinement: mask-prompt, fusion-laplace, fusion-ones, fusion-entropy, "
@@ -114,6 +115,16 @@ def register(subparsers) -> None:
                              "e.g. fusion-laplace=la.pt fusion-ones=ones.pt")
     parser.add_argument("--T", type=int, default=10, help="TTA copies (default 10)")
     parser.add_argument("--K", type=int, default=10, help="prompt perturbations (default 10)")
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "eval", _run, "evaluate uncertainty methods: per-mask metric CSVs (resumable)")
+    parser.add_argument("--data", default=None,
+                        help="benchmark root in the published layout (default: the generated UncertSAM-mini)")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
+                        help="datasets to evaluate (default: every dataset under --data)")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    _add_method_arguments(parser)
     parser.add_argument("--seed", type=int, default=42, help="evaluation seed (default 42, the paper's)")
     parser.add_argument("--max-images", type=int, default=None, help="first N images of each dataset (by id)")
     parser.add_argument("--device", default="cpu")
@@ -123,4 +134,3 @@ def register(subparsers) -> None:
                         help="threads computing metrics while the next image is predicted (0: none; default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", required=True, type=Path, help="output folder (CSV files and evaluation.json)")
-    parser.set_defaults(handler=_run)

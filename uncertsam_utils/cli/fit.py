@@ -14,65 +14,67 @@ Handlers import torch and laplace-torch lazily, so ``uncertsam --help`` stays fa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from .common import UserError, add_command, add_group, set_threads, sleep_idle_threads, user_errors
 
 
 def open_split(data: str | Path | None, dataset: str = "fit", split: str = "train", *, image_size: int | None = None,
                data_seed: int = 0):
     """A ``SplitReader`` for ``data`` (a split folder, or a root with ``dataset/split``; None: UncertSAM-mini)."""
-    from .data.layout import SplitReader
+    from ..data.layout import SplitReader
 
     if data is None:
-        from .data.mini import ensure_mini
+        from ..data.mini import ensure_mini
 
         root = ensure_mini(seed=data_seed)
     else:
         path = Path(data).expanduser()
-        if (path / "images").is_dir():  # a split folder itself
+        if _is_split(path):
             return SplitReader(path.parent.parent, path.parent.name, path.name, resize_check_size=image_size)
         root = path
     return SplitReader(root, dataset, split, resize_check_size=image_size)
 
 
-def _laplace(args) -> int:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep on a shared machine
-    import torch
+def _is_split(data) -> bool:
+    return (Path(data).expanduser() / "images").is_dir()
 
-    from .cli import UserError
-    from .data.errors import DataError
-    from .model import load_model
-    from .uq.laplace_posterior import fit_posterior
+
+def _laplace(args) -> int:
+    """Fit the last-layer Laplace posterior (laplace-torch, closed-form curvature) of the last
+    Linear of mask token 0's hypernetwork, one pass over a fitting split with jittered GT-box
+    prompts. Recipes: exact (per-pixel Bernoulli GGN at the model's low resolution, prior precision
+    by marginal likelihood) or paper (the reference code: softmax-over-pixels GGN at 128², prior
+    precision 1)."""
+    sleep_idle_threads()
+    from ..data.errors import DataError
+    from ..model import load_model
+    from ..uq.laplace_posterior import fit_posterior
 
     out = Path(args.out).expanduser()
     if out.exists() and not args.force:
         raise UserError(f"{out} exists; pass --force to overwrite it")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.prior == "gridsearch" and args.val_data is None and args.data is not None:
         if _is_split(args.data):
             raise UserError("--prior gridsearch with a split folder as --data needs --val-data")
         args.val_data = args.data  # the same root, its validation split
-    try:
+    with user_errors(FileNotFoundError, DataError, ValueError):
         loaded = load_model(args.model, args.checkpoint, device=args.device, seed=args.model_seed)
         size = loaded.image_size
         data = open_split(args.data, args.dataset, args.split, image_size=size, data_seed=args.data_seed)
         val = None
         if args.prior == "gridsearch":
             val = open_split(args.val_data, args.dataset, args.val_split, image_size=size, data_seed=args.data_seed)
-    except (FileNotFoundError, DataError, ValueError) as err:
-        raise UserError(str(err)) from err
     print(f"model: {loaded.label}\nfitting data: {data.split_dir} ({len(data)} images)"
           f"\nrecipe: {args.recipe}, structure: {args.structure}")
-    try:
+    with user_errors(DataError, ValueError):
         posterior = fit_posterior(
             loaded, data, recipe=args.recipe, structure=args.structure, prior=args.prior,
             prior_precision=args.prior_precision, prior_structure=args.prior_structure, val_data=val,
             val_images=args.val_images, seed=args.seed, objects=args.objects, max_images=args.max_images,
             progress=not args.quiet, description=str(data.split_dir),
         )
-    except (DataError, ValueError) as err:
-        raise UserError(str(err)) from err
     posterior.save(out)
     info = posterior.info
     tau = ", ".join(f"{t:.4g}" for t in posterior.prior_precision.tolist())
@@ -82,31 +84,15 @@ def _laplace(args) -> int:
     return 0
 
 
-def _is_split(data) -> bool:
-    return (Path(data).expanduser() / "images").is_dir()
-
-
-def register(subparsers) -> None:
-    fit = subparsers.add_parser("fit", help="fit post-hoc UQ methods (the Laplace posterior)")
-    kinds = fit.add_subparsers(dest="fit_kind", metavar="METHOD", required=True)
-    laplace = kinds.add_parser(
-        "laplace", help="last-layer Laplace posterior of SAM-2's treated layer",
-        description="Fit the last-layer Laplace posterior (laplace-torch, closed-form curvature) of the last Linear of "
-        "mask token 0's hypernetwork, one pass over a fitting split with jittered GT-box prompts. "
-        "Recipes: exact (per-pixel Bernoulli GGN at the model's low resolution, prior precision by marginal "
-        "likelihood) or paper (the reference code: softmax-over-pixels GGN at 128², prior precision 1).",
-    )
+def _add_data_arguments(laplace) -> None:
     laplace.add_argument("--data", help="a split folder, or a root holding DATASET/SPLIT (default: UncertSAM-mini, "
                          "generated on first use)")
     laplace.add_argument("--dataset", default="fit", help="dataset folder under --data when it is a root (default: fit)")
     laplace.add_argument("--split", default="train", help="split folder (default: train)")
     laplace.add_argument("--data-seed", type=int, default=0, help="seed of the default UncertSAM-mini data")
-    laplace.add_argument("--model", default="nano", help="registry name (default: nano)")
-    laplace.add_argument("--checkpoint", help="default weights when omitted; 'random' or a {'model': state_dict} file")
-    laplace.add_argument("--model-seed", type=int, default=0, help="init seed of --checkpoint random")
-    laplace.add_argument("--recipe", choices=("exact", "paper"), default="exact")
-    laplace.add_argument("--structure", choices=("diag", "kron", "full"), default="diag",
-                         help="Hessian structure (default: diag; full is (C·(D+1))² floats: 270 MB on official SAM-2)")
+
+
+def _add_prior_arguments(laplace) -> None:
     laplace.add_argument("--prior", choices=("marglik", "gridsearch", "fixed"),
                          help="prior precision method (default: the recipe's, marglik for exact, fixed for paper)")
     laplace.add_argument("--prior-precision", type=float,
@@ -116,6 +102,19 @@ def register(subparsers) -> None:
     laplace.add_argument("--val-data", help="validation data for --prior gridsearch (default: --data's root)")
     laplace.add_argument("--val-split", default="val", help="validation split (default: val)")
     laplace.add_argument("--val-images", type=int, default=16, help="validation images, cached in memory (default 16)")
+
+
+def register(subparsers) -> None:
+    kinds = add_group(subparsers, "fit", "fit post-hoc UQ methods (the Laplace posterior)", "fit_kind", "METHOD")
+    laplace = add_command(kinds, "laplace", _laplace, "last-layer Laplace posterior of SAM-2's treated layer")
+    _add_data_arguments(laplace)
+    laplace.add_argument("--model", default="nano", help="registry name (default: nano)")
+    laplace.add_argument("--checkpoint", help="default weights when omitted; 'random' or a {'model': state_dict} file")
+    laplace.add_argument("--model-seed", type=int, default=0, help="init seed of --checkpoint random")
+    laplace.add_argument("--recipe", choices=("exact", "paper"), default="exact")
+    laplace.add_argument("--structure", choices=("diag", "kron", "full"), default="diag",
+                         help="Hessian structure (default: diag; full is (C·(D+1))² floats: 270 MB on official SAM-2)")
+    _add_prior_arguments(laplace)
     laplace.add_argument("--objects", choices=("one", "all"), default="one",
                          help="one random object per image (the paper) or every object")
     laplace.add_argument("--max-images", type=int, help="use only the first N images of the split")
@@ -125,4 +124,3 @@ def register(subparsers) -> None:
     laplace.add_argument("--quiet", action="store_true", help="no progress bar")
     laplace.add_argument("--force", action="store_true", help="overwrite --out")
     laplace.add_argument("--out", required=True, help="output posterior file (.pt)")
-    laplace.set_defaults(handler=_laplace)
