@@ -15,6 +15,11 @@ import sys
 import warnings
 
 MOVED: dict[str, str] = {
+    "uncertsam_utils.evaluate": "uncertsam_utils.evaluation",
+    "uncertsam_utils.uq.laplace_curvature": "uncertsam_utils.uq.laplace.curvature",
+    # its names went to laplace/structures, features, fitting and posterior; the package offers them all
+    "uncertsam_utils.uq.laplace_posterior": "uncertsam_utils.uq.laplace",
+    "uncertsam_utils.uq.laplace_predictive": "uncertsam_utils.uq.laplace.predictive",
 }
 
 
