@@ -30,10 +30,14 @@ class _AliasLoader(importlib.abc.Loader):
     def create_module(self, spec):
         warnings.warn(f"{self.old} moved to {self.new}; the old path goes away in uncertsam-utils 0.3",
                       DeprecationWarning, stacklevel=2)
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module) -> None:
-        pass  # the new module is already executed
+        # The new module is already executed; the import system has just set its __spec__ to the old
+        # path's, which would misname it (find_spec, reload, and __package__ checks of a package).
+        module.__spec__ = self.spec
 
 
 class _MovedFinder(importlib.abc.MetaPathFinder):
