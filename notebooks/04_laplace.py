@@ -72,12 +72,12 @@ import torch
 
 from uncertsam_utils.data.layout import SplitReader
 from uncertsam_utils.data.resize import boxes_from_masks, resize_masks
-from uncertsam_utils.evaluate import fit_posterior_cached
+from uncertsam_utils.evaluation import fit_posterior_cached
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, qualitative_rows
 from uncertsam_utils.session import open_session
 from uncertsam_utils.uq import image_generator, make_method
-from uncertsam_utils.uq.laplace_posterior import LastLayerPosterior
+from uncertsam_utils.uq.laplace import LastLayerPosterior
 
 session = open_session(data_root, model, checkpoint, seed=seed)
 root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor

@@ -59,7 +59,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from uncertsam_utils import analysis
-from uncertsam_utils.evaluate import build_methods, evaluate_cached, find_fitted_parts, load_results
+from uncertsam_utils.evaluation import build_methods, evaluate_cached, find_fitted_parts, load_results
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import metric_by_dataset
 from uncertsam_utils.session import open_session

@@ -62,7 +62,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from uncertsam_utils import analysis
-from uncertsam_utils.evaluate import build_methods, evaluate_cached, find_fitted_parts, load_results
+from uncertsam_utils.evaluation import build_methods, evaluate_cached, find_fitted_parts, load_results
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import refinement_examples, refinement_grid
 from uncertsam_utils.refine.training import find_fusion_modules

@@ -106,4 +106,5 @@ def test_an_old_path_is_the_new_module_and_warns(old):
         sys.modules.pop(old, None)
         module = importlib.import_module(old)
     assert module is importlib.import_module(MOVED[old])
+    assert module.__spec__.name == MOVED[old], "the alias renamed the new module's spec"
     assert any(issubclass(w.category, DeprecationWarning) and MOVED[old] in str(w.message) for w in caught)

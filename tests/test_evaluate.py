@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from uncertsam_utils import analysis
 from uncertsam_utils.data.layout import SplitReader, write_split
-from uncertsam_utils.evaluate import (
+from uncertsam_utils.evaluation import (
     CSV_COLUMNS,
     EvaluationMismatch,
     build_methods,
@@ -338,7 +338,7 @@ def test_load_results_reads_every_csv(full_run):
 # ----------------------------------------------------------------------------------- fitted parts
 
 def test_fitted_parts_are_looked_up_and_reported_missing(bench, nano_random, tmp_path, monkeypatch):
-    from uncertsam_utils.evaluate import find_fitted_parts
+    from uncertsam_utils.evaluation import find_fitted_parts
 
     monkeypatch.setenv("UNCERTSAM_CACHE", str(tmp_path / "cache"))
     parts = find_fitted_parts(bench, nano_random, ["laplace", "varnet", "prompt"])
@@ -350,7 +350,7 @@ def test_fitted_parts_are_looked_up_and_reported_missing(bench, nano_random, tmp
 
 
 def test_laplace_and_its_combination_in_the_driver(bench, nano_random, tmp_path):
-    from uncertsam_utils.uq.laplace_posterior import benchmark_posterior
+    from uncertsam_utils.uq.laplace.fitting import benchmark_posterior
 
     path = benchmark_posterior(nano_random, "exact", torch.Generator().manual_seed(0), images=2).save(tmp_path / "p.pt")
     methods = build_methods(["laplace", "prompt", "combined-product"], nano_random, K=2, posterior=path)

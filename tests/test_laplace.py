@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from uncertsam_utils.uq import METHODS, make_method
-from uncertsam_utils.uq.laplace_predictive import (
+from uncertsam_utils.uq.laplace.predictive import (
     expected_entropy,
     mc_maps,
     mean_probability,
@@ -74,8 +74,8 @@ def _laplace_torch_curvature(model, x, labels, structure, soft=False):
 
 
 def _closed_form(model, x, labels, pixel_likelihood, structure, N=None):
-    from uncertsam_utils.uq.laplace_curvature import ClosedFormGGN
-    from uncertsam_utils.uq.laplace_posterior import HyperHead
+    from uncertsam_utils.uq.laplace.curvature import ClosedFormGGN
+    from uncertsam_utils.uq.laplace.structures import HyperHead
 
     backend = ClosedFormGGN(HyperHead(model.layer), "classification", pixel_likelihood=pixel_likelihood)
     with torch.no_grad():
@@ -114,7 +114,7 @@ def test_kron_is_exact_for_one_prompt_and_the_kfac_of_the_exact_per_prompt_block
     checked against what is mathematically right, with laplace-torch's exact full GGN as reference:
     one prompt → exactly A ⊗ h hᵀ (and A for the bias); N prompts → (Σ A_n) ⊗ (1/N Σ h_n h_nᵀ),
     with A_n read off laplace-torch's per-prompt bias block."""
-    from uncertsam_utils.uq.laplace_curvature import laplace_order
+    from uncertsam_utils.uq.laplace.curvature import laplace_order
 
     model = TinyDecoder()
     x, labels = _tiny_data()
@@ -140,7 +140,7 @@ def test_kron_is_exact_for_one_prompt_and_the_kfac_of_the_exact_per_prompt_block
 # ------------------------------------------------------------------------------- real (nano) model
 @pytest.fixture(scope="module")
 def fit_data():
-    from uncertsam_utils.uq.laplace_posterior import synthetic_images
+    from uncertsam_utils.uq.laplace.features import synthetic_images
 
     return synthetic_images(2, 256, seed=0)
 
@@ -156,14 +156,14 @@ def predictor(nano_random):
 def features(predictor, fit_data):
     """One encoder + decoder pass per image, shared by every fit below. The tests then use the
     last image only, which the predictor keeps encoded: two encoder passes in this file."""
-    from uncertsam_utils.uq.laplace_posterior import cached_features
+    from uncertsam_utils.uq.laplace.features import cached_features
 
     return cached_features(predictor, fit_data, seed=0)
 
 
 @pytest.fixture(scope="module")
 def exact_posterior(nano_random, features):
-    from uncertsam_utils.uq.laplace_posterior import fit_posterior
+    from uncertsam_utils.uq.laplace.fitting import fit_posterior
 
     return fit_posterior(nano_random, features, recipe="exact", structure="diag", seed=0, progress=False)
 
@@ -264,8 +264,8 @@ def test_paper_mc_predictive_converges_to_the_closed_form_of_the_same_posterior(
 
 
 def test_full_and_kron_hyper_covariances_match_laplace_torch_and_dense_algebra(features, predictor):
-    from uncertsam_utils.uq.laplace_curvature import hyper_jacobians
-    from uncertsam_utils.uq.laplace_posterior import make_laplace
+    from uncertsam_utils.uq.laplace.curvature import hyper_jacobians
+    from uncertsam_utils.uq.laplace.structures import make_laplace
 
     layer = predictor.treated_layer
     h = torch.stack([features.dataset[i]["h"][0] for i in range(len(features.dataset))])
@@ -295,7 +295,8 @@ def FullLaplace_functional_variance(la, J):
 
 
 def test_gridsearch_uses_laplace_torch_with_the_closed_form_pixel_predictive(features, predictor):
-    from uncertsam_utils.uq.laplace_posterior import make_laplace, optimize_prior
+    from uncertsam_utils.uq.laplace.fitting import optimize_prior
+    from uncertsam_utils.uq.laplace.structures import make_laplace
 
     la = make_laplace(predictor.treated_layer, "diag", "bernoulli", None)
     la.fit(features)
@@ -308,7 +309,7 @@ def test_gridsearch_uses_laplace_torch_with_the_closed_form_pixel_predictive(fea
 def test_fitting_twice_with_one_seed_gives_identical_posteriors(nano_random, predictor, fit_data):
     """The whole pipeline (object choice, box jitter, decode, curvature, prior) from the images;
     one image, so the shared predictor's encoding cache makes the three fits cheap."""
-    from uncertsam_utils.uq.laplace_posterior import fit_posterior
+    from uncertsam_utils.uq.laplace.fitting import fit_posterior
 
     a, b, c = (fit_posterior(nano_random, fit_data[1:], recipe="paper", structure="kron", seed=s, progress=False,
                              predictor=predictor) for s in (7, 7, 8))
@@ -323,7 +324,7 @@ def test_fitting_twice_with_one_seed_gives_identical_posteriors(nano_random, pre
 
 def test_save_load_round_trip_and_loading_onto_another_model_raises(exact_posterior, nano_random, prompt, tmp_path):
     from uncertsam_utils.model import Predictor, load_model
-    from uncertsam_utils.uq.laplace_posterior import LastLayerPosterior, PosteriorMismatchError
+    from uncertsam_utils.uq.laplace.posterior import LastLayerPosterior, PosteriorMismatchError
 
     path = exact_posterior.save(tmp_path / "posterior.pt")
     loaded = LastLayerPosterior.load(path, nano_random)

@@ -36,7 +36,7 @@ def scene(predictor):
 
 @pytest.fixture(scope="module")
 def posterior(nano_random, predictor):
-    from uncertsam_utils.uq.laplace_posterior import cached_features, fit_posterior, synthetic_images
+    from uncertsam_utils.uq.laplace import cached_features, fit_posterior, synthetic_images
 
     features = cached_features(predictor, synthetic_images(2, 256, seed=0), seed=0)
     return fit_posterior(nano_random, features, recipe="exact", structure="diag", seed=0, progress=False)
@@ -101,7 +101,7 @@ def test_variants_need_their_parts(posterior):
 
 def test_ground_truth_prompt_gets_the_masks_from_the_evaluation(tmp_path, nano_random, predictor):
     from uncertsam_utils.data.layout import write_split
-    from uncertsam_utils.evaluate import build_methods, evaluate_datasets, load_results
+    from uncertsam_utils.evaluation import build_methods, evaluate_datasets, load_results
 
     rng = np.random.default_rng(0)
     items = []

@@ -21,6 +21,12 @@ MOVED: dict[str, str] = {
     "uncertsam_utils.train_cli": "uncertsam_utils.cli.train",
     "uncertsam_utils.fit_cli": "uncertsam_utils.cli.fit",
     "uncertsam_utils.eval_cli": "uncertsam_utils.cli.eval",
+    # the evaluation driver and the Laplace approximation: one package each
+    "uncertsam_utils.evaluate": "uncertsam_utils.evaluation",
+    "uncertsam_utils.uq.laplace_curvature": "uncertsam_utils.uq.laplace.curvature",
+    # its names went to laplace/structures, features, fitting and posterior; the package offers them all
+    "uncertsam_utils.uq.laplace_posterior": "uncertsam_utils.uq.laplace",
+    "uncertsam_utils.uq.laplace_predictive": "uncertsam_utils.uq.laplace.predictive",
 }
 
 
@@ -31,10 +37,14 @@ class _AliasLoader(importlib.abc.Loader):
     def create_module(self, spec):
         warnings.warn(f"{self.old} moved to {self.new}; the old path goes away in uncertsam-utils 0.3",
                       DeprecationWarning, stacklevel=2)
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module) -> None:
-        pass  # the new module is already executed
+        # The new module is already executed; the import system has just set its __spec__ to the old
+        # path's, which would misname it (find_spec, reload, and __package__ checks of a package).
+        module.__spec__ = self.spec
 
 
 class _MovedFinder(importlib.abc.MetaPathFinder):

@@ -28,20 +28,22 @@ def _prepare(values, gt=None, region=None):
     v, as_numpy = _tensor(values)
     if v.ndim < 2:
         raise ValueError(f"maps must have shape (..., H, W), got {tuple(v.shape)}")
-    g = None
+    g = r = None
     if gt is not None:
-        g, g_numpy = _tensor(gt)
-        if g.shape != v.shape:
-            raise ValueError(f"map and gt shapes differ: {tuple(v.shape)} vs {tuple(g.shape)}")
-        g = (g != 0).to(v.device)
+        g, g_numpy = _binary_like(gt, v, "map and gt shapes differ: {map} vs {other}")
         as_numpy = as_numpy and g_numpy
-    r = None
     if region is not None:
-        r, _ = _tensor(region)
-        if r.shape != v.shape:
-            raise ValueError(f"region shape {tuple(r.shape)} differs from the maps' {tuple(v.shape)}")
-        r = (r != 0).to(v.device)
+        r, _ = _binary_like(region, v, "region shape {other} differs from the maps' {map}")
     return v, g, r, as_numpy
+
+
+def _binary_like(x, v: torch.Tensor, mismatch: str) -> tuple[torch.Tensor, bool]:
+    """``x != 0`` on ``v``'s device, and whether ``x`` was numpy; ``mismatch`` (with ``{map}`` and ``{other}``
+    for the two shapes) is the error when the shapes differ."""
+    t, as_numpy = _tensor(x)
+    if t.shape != v.shape:
+        raise ValueError(mismatch.format(map=tuple(v.shape), other=tuple(t.shape)))
+    return (t != 0).to(v.device), as_numpy
 
 
 def _out(value: torch.Tensor, as_numpy: bool):

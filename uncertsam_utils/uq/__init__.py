@@ -1,6 +1,7 @@
 """Uncertainty methods, selected by name: ``make_method(name, **hyperparameters)``.
 
-Each method is a ``UQMethod`` subclass in its own module, listed once in ``METHODS`` below;
+Each method is a ``UQMethod`` subclass in its own module (the Laplace methods in the ``laplace``
+package), listed once in ``METHODS`` below (the registry of ``registry.py``);
 hyperparameters are explicit keyword arguments whose defaults are the paper's.
 """
 
@@ -11,10 +12,11 @@ from .baseline import Baseline
 from .laplace import LaplaceExact, LaplacePaper
 from .combined import ProductCombination, RankMeanCombination
 from .prompt_perturbation import PromptPerturbation
+from .registry import METHODS, make_method
 from .tta import TestTimeAugmentation
 from .varnet import VarianceNetwork
 
-METHODS: dict[str, type[UQMethod]] = {cls.name: cls for cls in (Baseline, TestTimeAugmentation, PromptPerturbation, VarianceNetwork)}
+METHODS.update({cls.name: cls for cls in (Baseline, TestTimeAugmentation, PromptPerturbation, VarianceNetwork)})
 METHODS.update({cls.name: cls for cls in (RankMeanCombination, ProductCombination)})  # combinations of the above
 
 METHODS.update({cls.name: cls for cls in (LaplaceExact, LaplacePaper)})  # last-layer Laplace (issue 6)
@@ -24,12 +26,6 @@ from ..refine.methods import REFINEMENT_METHODS  # noqa: E402  (they implement t
 
 METHODS.update({cls.name: cls for cls in REFINEMENT_METHODS})  # Table 1's refinement variants (refine/)
 REFINEMENT_METHOD_NAMES = tuple(cls.name for cls in REFINEMENT_METHODS)
-
-
-def make_method(name: str, **hyperparameters) -> UQMethod:
-    if name not in METHODS:
-        raise KeyError(f"unknown uncertainty method {name!r}; available: {', '.join(sorted(METHODS))}")
-    return METHODS[name](**hyperparameters)
 
 
 __all__ = ["METHODS", "REFINEMENT_METHOD_NAMES", "UQ_METHOD_NAMES", "UQMethod", "UQResult", "image_generator", "make_method"]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..model.predictor import Encoding, Predictor
+from .measures import safe_logit, summarise_samples
 
 
 @dataclass
@@ -33,6 +34,14 @@ class UQResult:
     default_map: str  # the map the paper reports for this method
     orig_hw: tuple[int, int]
     info: dict = field(default_factory=dict)  # e.g. predicted IoU, number of samples
+
+    @classmethod
+    def from_samples(cls, method: str, probs: torch.Tensor, dim: int, orig_hw: tuple[int, int], info: dict) -> "UQResult":
+        """The result of a sampling method: the mean of the sampled probabilities ``probs`` over ``dim``,
+        its logit and the sample maps of ``measures.summarise_samples`` (the entropy by default)."""
+        prob, maps = summarise_samples(probs, dim=dim)
+        return cls(method=method, logits=safe_logit(prob), prob=prob, maps=maps, default_map="entropy",
+                   orig_hw=orig_hw, info=info)
 
     @property
     def uncertainty(self) -> torch.Tensor:

@@ -122,7 +122,7 @@ class CombinedUncertainty(UQMethod):
 
     @classmethod
     def for_benchmark(cls, loaded_model, generator: torch.Generator) -> "CombinedUncertainty":
-        from . import METHODS
+        from .registry import METHODS
 
         missing = [c for c in cls.default_components if c not in METHODS]
         if missing:

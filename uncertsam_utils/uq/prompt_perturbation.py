@@ -24,7 +24,6 @@ from ..prompts import (
     labels_from_masks,
 )
 from .base import UQMethod, UQResult, encode_once
-from .measures import safe_logit, summarise_samples
 
 
 class PromptPerturbation(UQMethod):
@@ -96,13 +95,5 @@ class PromptPerturbation(UQMethod):
                 boxes, points, point_labels, gt_masks, predictor.image_size, generator, predictor.device
             )
             out = predictor.decode(encoding, boxes=all_boxes, points=all_points, point_labels=all_labels)  # (B, K, ...)
-        prob, maps = summarise_samples(torch.sigmoid(out.logits.float()), dim=1)
-        return UQResult(
-            method=self.name,
-            logits=safe_logit(prob),
-            prob=prob,
-            maps=maps,
-            default_map="entropy",
-            orig_hw=encoding.orig_hw[0],
-            info={"iou_pred": out.iou.mean(dim=1), "samples": self.K, "boxes": all_boxes},
-        )
+        info = {"iou_pred": out.iou.mean(dim=1), "samples": self.K, "boxes": all_boxes}
+        return UQResult.from_samples(self.name, torch.sigmoid(out.logits.float()), 1, encoding.orig_hw[0], info)

@@ -36,7 +36,6 @@ import torch
 from ..model.images import to_rgb_uint8
 from ..model.predictor import Encoding
 from .base import UQMethod, UQResult
-from .measures import safe_logit, summarise_samples
 
 # ------------------------------------------------------------------------- colour operations
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, torchvision's rgb_to_grayscale
@@ -264,13 +263,5 @@ class TestTimeAugmentation(UQMethod):
             boxes = torch.as_tensor(boxes, dtype=torch.float32, device=predictor.device)
             copy_index = torch.arange(self.T, device=predictor.device)[:, None].expand(self.T, boxes.shape[0])
             out = predictor.decode(encodings, boxes=boxes.expand(self.T, *boxes.shape), image_index=copy_index)
-        prob, maps = summarise_samples(torch.sigmoid(out.logits.float()), dim=0)  # over the T copies
-        return UQResult(
-            method=self.name,
-            logits=safe_logit(prob),
-            prob=prob,
-            maps=maps,
-            default_map="entropy",
-            orig_hw=orig_hw,
-            info={"iou_pred": out.iou.mean(dim=0), "samples": self.T, "transform": self.transform},
-        )
+        info = {"iou_pred": out.iou.mean(dim=0), "samples": self.T, "transform": self.transform}
+        return UQResult.from_samples(self.name, torch.sigmoid(out.logits.float()), 0, orig_hw, info)  # over the T copies

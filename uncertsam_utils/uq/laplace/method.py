@@ -1,7 +1,7 @@
 """Last-layer Laplace approximation on SAM's mask decoder: the ``laplace`` and ``laplace-paper`` methods.
 
-The posterior (``laplace_posterior.py``) is fitted once per model (``uncertsam fit laplace``) and
-passed in as ``posterior=`` (a file or a :class:`LastLayerPosterior`). Both methods then cost one
+The posterior (``posterior.py``) is fitted once per model (``fitting.py``, ``uncertsam fit laplace``)
+and passed in as ``posterior=`` (a file or a :class:`LastLayerPosterior`). Both methods then cost one
 encoder pass and one decoder pass per image: the decoder's hooks give, per prompt, the treated
 layer's input h and the upscaled embedding U (``decode(..., return_internals=True)``), and the
 hypernetwork output's posterior covariance Σ_z (C × C) follows from h alone.
@@ -9,7 +9,7 @@ hypernetwork output's posterior covariance Σ_z (C × C) follows from h alone.
 * ``laplace`` (the ``exact`` predictive, default): the per-pixel logit is N(μ_p, v_p) with μ_p the
   MAP logit and v_p = u_pᵀ Σ_z u_p; the mean probability, its entropy and the mutual information
   are closed forms, the std uses Gauss–Hermite quadrature where it is accurate
-  (``laplace_predictive.py``); fp32 throughout. ``link="probit"`` switches the mean to
+  (``predictive.py``); fp32 throughout. ``link="probit"`` switches the mean to
   laplace-torch's probit approximation.
 * ``laplace-paper``: the reference code's predictive, S = 1,000 Monte Carlo samples through the
   sigmoid and the entropy of the mean, with the paper's bf16 clipping of probabilities to
@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .base import UQMethod, UQResult, encode_once
-from .laplace_predictive import LINKS, PAPER_CLIP_EPS, mc_maps, predictive_maps
+from ..base import UQMethod, UQResult, encode_once
+from .predictive import LINKS, PAPER_CLIP_EPS, mc_maps, predictive_maps
 
 if TYPE_CHECKING:  # laplace-torch takes seconds to import: only the posterior module needs it
-    from .laplace_posterior import LastLayerPosterior
+    from .posterior import LastLayerPosterior
 
 MAPS = ("entropy", "mutual_information", "std", "logit_variance")
 
@@ -43,7 +43,7 @@ MAPS = ("entropy", "mutual_information", "std", "logit_variance")
 def resolve_posterior(posterior) -> tuple[str | None, "LastLayerPosterior | None"]:
     """(label for the method's repr, posterior object) from a file, a fitted posterior or None."""
     if isinstance(posterior, (str, Path)):
-        from .laplace_posterior import LastLayerPosterior
+        from .posterior import LastLayerPosterior
 
         return str(posterior), LastLayerPosterior.load(posterior)
     if posterior is None:
@@ -69,7 +69,7 @@ class _LaplaceMethod(UQMethod):
     @classmethod
     def for_benchmark(cls, loaded_model, generator: torch.Generator) -> "UQMethod":
         """Fitted on 4 synthetic images (the fit is not timed by ``bench uq``; see ``laplace-fit``)."""
-        from .laplace_posterior import benchmark_posterior
+        from .fitting import benchmark_posterior
 
         return cls(posterior=benchmark_posterior(loaded_model, cls.recipe, generator))
 
@@ -142,4 +142,8 @@ class LaplacePaper(_LaplaceMethod):
                         encoding.orig_hw[0], info)
 
 
-__all__ = ["LaplaceExact", "LaplacePaper", "MAPS"]
+# Their public path, the one they had as the module uq/laplace.py: evaluation manifests (evaluation.json)
+# record each method's class by module and name, and a rerun into an existing folder compares them.
+LaplaceExact.__module__ = LaplacePaper.__module__ = "uncertsam_utils.uq.laplace"
+
+__all__ = ["LaplaceExact", "LaplacePaper", "MAPS", "resolve_posterior"]

@@ -125,7 +125,7 @@ def hyper_jacobians(h: torch.Tensor, out_features: int) -> torch.Tensor:
 class ClosedFormGGN(CurvatureInterface):
     """laplace-torch curvature backend for the treated layer, from the closed forms of the module docstring.
 
-    ``model`` is a :class:`~uncertsam_utils.uq.laplace_posterior.HyperHead` (the treated Linear);
+    ``model`` is a :class:`~uncertsam_utils.uq.laplace.structures.HyperHead` (the treated Linear);
     batches are dicts ``{"h", "U", "labels"}``. ``pixel_likelihood`` ∈ {bernoulli, softmax};
     ``fit_size`` resizes U (bilinear) and the labels (nearest) first, as the paper fits at 128².
     """

@@ -45,7 +45,7 @@ import math
 
 import torch
 
-from .measures import EPS
+from ..measures import EPS
 
 # σ(x) ≈ Σ a_i Φ(b_i x): least-squares + Lawson minimax refinement on [−30, 30]; max error 6.0e-7.
 # Σ a_i / b_i² = 3.28978 ≈ π²/3, the logistic distribution's variance, as it must be.

@@ -1,0 +1,200 @@
+"""Fitting the last-layer Laplace posterior: the recipes, the one pass over the data, the prior search.
+
+``fit_posterior`` builds a structure (``structures.make_laplace``), runs laplace-torch's ``fit`` over
+the prompt features (``features.py``) and sets the prior precision (``optimize_prior``: marginal
+likelihood, grid search or fixed), returning a :class:`~uncertsam_utils.uq.laplace.posterior.LastLayerPosterior`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .features import FULL_BATCH, PromptFeatures, cached_features, feature_loader, synthetic_images
+from .posterior import LastLayerPosterior, model_identity
+from .structures import make_laplace, single_threaded
+
+PRIOR_METHODS = ("marglik", "gridsearch", "fixed")
+MARGLIK_GRID = (-4.0, 10.0, 57)  # log10 prior precision: min, max, points (0.25 decade)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a posterior is fitted. Prediction settings belong to the UQ methods (method.py)."""
+
+    name: str
+    pixel_likelihood: str  # "bernoulli" (per pixel) or "softmax" (one categorical over all pixels)
+    fit_size: int | None  # logits resized to fit_size² for the likelihood; None: the model's mask size
+    prior: str  # "marglik", "gridsearch" or "fixed"
+    prior_precision: float  # the fixed value, or the start of the search
+    description: str
+
+
+RECIPES: dict[str, Recipe] = {
+    "exact": Recipe("exact", "bernoulli", None, "marglik", 1.0,
+                    "per-pixel Bernoulli GGN at the model's low resolution; prior precision by marginal likelihood"),
+    "paper": Recipe("paper", "softmax", 128, "fixed", 1.0,
+                    "the reference code: GGN of a softmax over the 128² resized logits; prior precision 1"),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"unknown Laplace recipe {name!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+# ---------------------------------------------------------------------------------- prior search
+def marglik_curve(la, log10_grid: Sequence[float]) -> list[float]:
+    """laplace-torch's log marginal likelihood at each scalar prior precision 10^x (state restored)."""
+    saved = la.prior_precision.detach().clone()
+    values = []
+    with torch.no_grad():
+        for x in log10_grid:
+            value = la.log_marginal_likelihood(prior_precision=torch.tensor(10.0 ** float(x)))
+            values.append(float(value))
+    la.prior_precision = saved
+    return values
+
+
+def optimize_prior(la, method: str, *, value: float = 1.0, val_loader=None, prior_structure: str = "scalar",
+                   grid: tuple[float, float, int] = MARGLIK_GRID, n_steps: int = 100, lr: float = 0.1,
+                   progress: bool = False) -> dict:
+    """Set the prior precision with laplace-torch's ``optimize_prior_precision`` and report the search.
+
+    ``marglik``: the log marginal likelihood on a log grid (the curve, also for the notebook), then
+    laplace-torch's Adam on log τ (``n_steps``, ``lr``) from the best grid point.
+    ``gridsearch``: laplace-torch's grid search of the validation NLL of the probit predictive on
+    ``val_loader`` over the same grid. ``fixed``: τ = ``value`` (the paper: 1).
+    """
+    if method not in PRIOR_METHODS:
+        raise ValueError(f"unknown prior method {method!r}; choose from {PRIOR_METHODS}")
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("the prior precision search needs autograd: do not run it under torch.inference_mode()")
+    log10_grid = np.linspace(grid[0], grid[1], int(grid[2]))
+    report: dict = {"method": method, "log10_grid": log10_grid.tolist()}
+    with single_threaded():
+        curve = marglik_curve(la, log10_grid)
+    report["marglik"] = curve
+    with warnings.catch_warnings(), torch.enable_grad(), single_threaded():
+        warnings.filterwarnings("ignore", message=".*link_approx.*")
+        if method == "fixed":
+            la.prior_precision = float(value)
+        elif method == "marglik":
+            start = 10.0 ** float(log10_grid[int(np.nanargmax(curve))])
+            report["start"] = start
+            la.optimize_prior_precision(pred_type="glm", method="marglik", init_prior_prec=start, n_steps=n_steps,
+                                        lr=lr, prior_structure=prior_structure, progress_bar=progress)
+        else:
+            if val_loader is None:
+                raise ValueError("grid search needs validation data (val_loader)")
+            la.optimize_prior_precision(pred_type="glm", method="gridsearch", val_loader=val_loader,
+                                        link_approx="probit", log_prior_prec_min=grid[0], log_prior_prec_max=grid[1],
+                                        grid_size=int(grid[2]), prior_structure=prior_structure, progress_bar=progress)
+    prior = la.prior_precision.detach().cpu()
+    report["prior_precision"] = prior.tolist()
+    with torch.no_grad():
+        report["log_marglik"] = float(la.log_marginal_likelihood())
+    return report
+
+
+# -------------------------------------------------------------------------------------------- fit
+def fit_posterior(loaded, data, *, recipe: str = "exact", structure: str = "diag", prior: str | None = None,
+                  prior_precision: float | None = None, prior_structure: str = "scalar", val_data=None,
+                  val_images: int | None = 16, seed: int = 0, objects: str = "one", max_images: int | None = None,
+                  progress: bool = True, predictor=None, description: str | None = None) -> LastLayerPosterior:
+    """Fit the treated layer's posterior on ``data`` (a SplitReader or a list of samples), one pass.
+
+    ``data`` may also be a feature loader (``cached_features``) of this model, to fit several
+    posteriors from one encoding pass. ``recipe`` sets the likelihood, the fit resolution and the prior method (``prior`` and
+    ``prior_precision`` override the latter). ``val_data`` (needed by ``prior="gridsearch"``):
+    up to ``val_images`` images whose features are cached in memory.
+    """
+    from ...model import Predictor
+
+    spec = get_recipe(recipe)
+    prior = spec.prior if prior is None else prior
+    tau = spec.prior_precision if prior_precision is None else float(prior_precision)
+    predictor = Predictor(loaded.model) if predictor is None else predictor
+    layer = predictor.treated_layer
+    la = make_laplace(layer, structure, spec.pixel_likelihood, spec.fit_size, prior_precision=tau)
+    if isinstance(data, torch.utils.data.DataLoader):
+        loader, dataset = data, data.dataset
+    else:
+        dataset = PromptFeatures(predictor, data, seed=seed, objects=objects, max_images=max_images)
+        loader = feature_loader(dataset, FULL_BATCH if structure == "full" else 1)
+    if len(dataset) == 0:
+        raise ValueError("no fitting data: the split is empty")
+    start = time.perf_counter()
+    was_training = loaded.model.training
+    loaded.model.eval()
+    try:
+        la.fit(loader, progress_bar=progress)
+    finally:
+        loaded.model.train(was_training)
+    fit_seconds = time.perf_counter() - start
+    val_loader = None
+    if prior == "gridsearch":
+        if val_data is None:
+            raise ValueError("prior='gridsearch' needs validation data (val_data)")
+        val_loader = cached_features(predictor, val_data, seed=seed + 1, objects=objects, max_images=val_images)
+    start = time.perf_counter()
+    search = optimize_prior(la, prior, value=tau, val_loader=val_loader, prior_structure=prior_structure,
+                            progress=False)
+    info = {
+        "data": description if description is not None else _describe_data(data),
+        "seed": seed,
+        "objects": objects,
+        "prompts": len(dataset),
+        "images": len({i for i, _ in dataset.index}) if hasattr(dataset, "index") else None,
+        "skipped": len(dataset.skipped) if hasattr(dataset, "skipped") else None,
+        "fit_seconds": fit_seconds,
+        "prior_seconds": time.perf_counter() - start,
+        "prior": search,
+        "recipe_description": spec.description,
+        "mask_size": predictor.mask_size,
+    }
+    return LastLayerPosterior(la, recipe, structure, spec.pixel_likelihood, spec.fit_size, model_identity(loaded), info)
+
+
+def _describe_data(data) -> str:
+    if isinstance(data, torch.utils.data.DataLoader):
+        return f"{len(data.dataset)} precomputed prompt features"
+    if hasattr(data, "split_dir"):
+        return str(data.split_dir)
+    return f"{len(data)} in-memory images"
+
+
+def benchmark_posterior(loaded, recipe: str, generator: torch.Generator, *, images: int = 4) -> LastLayerPosterior:
+    """A posterior fitted on a few synthetic images (for ``bench uq``: its cost is not timed there)."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    size = int(loaded.model.image_size)
+    data = synthetic_images(images, size, seed=seed)
+    return fit_posterior(loaded, data, recipe=recipe, seed=seed, progress=False, description="synthetic (benchmark)")
+
+
+def fit_seconds_per_image(loaded, *, images: int = 4, seed: int = 0, recipe: str = "exact", repeats: int = 1) -> float:
+    """Median wall time of the curvature pass per image (encode + decode + closed form, no prior search)."""
+    from ...model import Predictor
+
+    predictor = Predictor(loaded.model)
+    data = synthetic_images(images + 1, int(loaded.model.image_size), seed=seed)
+    spec = get_recipe(recipe)
+    times = []
+    for r in range(repeats + 1):  # the first pass warms up
+        la = make_laplace(predictor.treated_layer, "diag", spec.pixel_likelihood, spec.fit_size)
+        dataset = PromptFeatures(predictor, data[1:] if r else data[:1], seed=seed)
+        start = time.perf_counter()
+        la.fit(feature_loader(dataset), progress_bar=False)
+        if r:
+            times.append((time.perf_counter() - start) / len(dataset))
+    return float(np.median(times))
+
+
+__all__ = ["MARGLIK_GRID", "PRIOR_METHODS", "RECIPES", "Recipe", "benchmark_posterior", "fit_posterior",
+           "fit_seconds_per_image", "get_recipe", "marglik_curve", "optimize_prior"]
