@@ -33,12 +33,16 @@ def test_parser_has_the_data_actions_and_the_benchmark_names():
         parser.parse_args(["data", "import", "Pascal", "--src", "a", "--out", "b"])
 
 
-def test_mini_is_registered_when_the_module_offers_it():
+def test_mini_runs_make_mini_with_the_options(monkeypatch, tmp_path, capsys):
     from uncertsam_utils.data import mini
 
-    parser = build_parser()
-    if hasattr(mini, "add_mini_parser"):
-        assert callable(parser.parse_args(["data", "mini"]).handler)
+    calls = {}
+    monkeypatch.setattr(mini, "make_mini", lambda out, seed, **kw: calls.update(out=out, seed=seed, **kw) or out)
+    assert main(["data", "mini", "--out", str(tmp_path), "--seed", "2", "--small", "--workers", "1"]) == 0
+    assert calls == {"out": tmp_path, "seed": 2, "small": True, "workers": 1}
+    assert capsys.readouterr().out.strip() == str(tmp_path)
+    args = build_parser().parse_args(["data", "mini"])
+    assert args.out is None and args.seed == 0 and not args.small and args.workers is None
 
 
 def test_inspect_prints_counts_and_skips(tmp_path, capsys):
