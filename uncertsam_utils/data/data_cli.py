@@ -1,9 +1,8 @@
-"""``uncertsam data ...``: download the benchmark, import a native dataset, inspect a layout folder
-(and ``mini``, the synthetic benchmark, contributed by :mod:`uncertsam_utils.data.mini`)."""
+"""``uncertsam data ...``: download the benchmark, import a native dataset, inspect a layout folder,
+generate the synthetic UncertSAM-mini (:mod:`uncertsam_utils.data.mini`)."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from uncertsam_utils.data.names import DATASETS, SPLITS
@@ -77,6 +76,13 @@ def _inspect(args) -> int:
     return 0
 
 
+def _mini(args) -> int:
+    from uncertsam_utils.data import mini
+
+    print(mini.make_mini(args.out, args.seed, small=args.small, workers=args.workers))
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="download, import and inspect benchmark data")
     data_sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -115,12 +121,16 @@ def register(subparsers) -> None:
     inspect.add_argument("--check-images", action="store_true", help="also decode every image (slow)")
     inspect.set_defaults(handler=_inspect)
 
-    # `uncertsam data mini` lives with the generator; it is added only if that module provides it.
-    try:
-        mini = importlib.import_module("uncertsam_utils.data.mini")
-    except ModuleNotFoundError as err:
-        if err.name != "uncertsam_utils.data.mini":     # a real import error inside mini: show it
-            raise
-        return
-    if hasattr(mini, "add_mini_parser"):
-        mini.add_mini_parser(data_sub)
+    from uncertsam_utils.data.mini.generate import SMALL_DOMAIN_SIZES, SMALL_FIT_SIZES
+
+    mini = data_sub.add_parser(
+        "mini", help="generate the synthetic UncertSAM-mini benchmark",
+        description="Generate UncertSAM-mini (fit set + eight synthetic test domains) in the "
+                    "published layout. Deterministic: the same seed gives identical files.")
+    mini.add_argument("--out", type=Path, default=None,
+                      help="output folder (default: the cache folder used by ensure_mini)")
+    mini.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    mini.add_argument("--small", action="store_true",
+                      help=f"a smoke-test size: fit {SMALL_FIT_SIZES}, domains {SMALL_DOMAIN_SIZES}")
+    mini.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
+    mini.set_defaults(handler=_mini)
