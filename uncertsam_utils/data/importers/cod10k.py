@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertsam_utils.data.errors import DataError
 from uncertsam_utils.data.importers.base import (CARVE_VAL, DEFAULT_MIN_AREA, ImportResult, Loaded, SourceImage,
                                                  run_import)
-from uncertsam_utils.data.importers.readers import (list_files, read_binary_mask, read_label_map, read_rgb,
-                                                    require_dir)
+from uncertsam_utils.data.importers.readers import read_binary_mask, read_label_map, read_rgb, require_dir
+from uncertsam_utils.data.importers.sources import paired_sources
 
 NAME = "COD10K-v3"
 NATIVE = {"train": "Train", "test": "Test"}
@@ -35,18 +34,19 @@ def find_sources(src: Path, include_noncam: bool = False) -> list[SourceImage]:
     for pool, folder in NATIVE.items():
         images = require_dir(src / folder / "Image", "COD10K images")
         objects = require_dir(src / folder / "GT_Object", "COD10K object masks")
-        instances = src / folder / "GT_Instance"
-        for image_path in list_files(images):
-            if "-CAM-" not in image_path.name and not include_noncam:
-                continue
-            object_path = objects / f"{image_path.stem}.png"
-            if not object_path.is_file():
-                raise DataError(f"{image_path}: no object mask {object_path}")
-            instance_path = instances / f"{image_path.stem}.png"
-            key = f"{folder}/{image_path.name}"
-            sources.append(SourceImage(key, key, pool, _loader(image_path, object_path,
-                                                               instance_path if instance_path.is_file() else None)))
+        sources += paired_sources(images, pool=pool, key_prefix=f"{folder}/",
+                                  keep=lambda p: include_noncam or "-CAM-" in p.name,
+                                  mask_for=lambda p: objects / f"{p.stem}.png", mask_kind="object mask",
+                                  loader=_loader_with(src / folder / "GT_Instance"))
     return sources
+
+
+def _loader_with(instances: Path):
+    """Loads the native instance map when there is one for the image, else the object mask."""
+    def loader(image_path: Path, object_path: Path):
+        instance_path = instances / f"{image_path.stem}.png"
+        return _loader(image_path, object_path, instance_path if instance_path.is_file() else None)
+    return loader
 
 
 def _loader(image_path: Path, object_path: Path, instance_path: Path | None):

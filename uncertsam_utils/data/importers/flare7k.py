@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, POOLED, ImportResult, Loaded, SourceImage, run_import
-from uncertsam_utils.data.importers.readers import list_files, read_rgb, read_rgb_mask, require_dir
+from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, POOLED, ImportResult, SourceImage, run_import
+from uncertsam_utils.data.importers.readers import list_files, read_rgb_mask, require_dir
+from uncertsam_utils.data.importers.sources import image_with
 
 NAME = "Flare7K"
 KINDS = ("real", "synthetic")
@@ -29,6 +30,7 @@ PLAN = {kind: POOLED for kind in KINDS}
 
 def find_sources(src: Path) -> list[SourceImage]:
     root = src / "test_data" if (src / "test_data").is_dir() else src
+    load = image_with(_class_maps_of, split_components=True)
     sources = []
     for kind in KINDS:
         inputs = list_files(require_dir(root / kind / "input", f"Flare7K++ {kind} test inputs"))
@@ -37,7 +39,7 @@ def find_sources(src: Path) -> list[SourceImage]:
             raise DataError(f"{root / kind}: {len(inputs)} inputs but {len(masks)} masks; they pair by sorted order")
         for image_path, mask_path in zip(inputs, masks):
             key = f"{kind}/{image_path.name}"
-            sources.append(SourceImage(key, key, kind, _loader(image_path, mask_path)))
+            sources.append(SourceImage(key, key, kind, load(image_path, mask_path)))
     return sources
 
 
@@ -47,8 +49,8 @@ def class_maps(rgb: np.ndarray) -> list[np.ndarray]:
     return [red & green & ~blue, red & ~green & ~blue, blue]
 
 
-def _loader(image_path: Path, mask_path: Path):
-    return lambda: Loaded(read_rgb(image_path), class_maps(read_rgb_mask(mask_path)), split_components=True)
+def _class_maps_of(mask_path: Path) -> list[np.ndarray]:
+    return class_maps(read_rgb_mask(mask_path))
 
 
 def import_flare7k(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
