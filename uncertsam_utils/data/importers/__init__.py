@@ -4,7 +4,8 @@
 ``<out>/<name>/{train,val,test}`` (``name`` is the benchmark's folder name, see ``IMPORTERS``).
 Each module's docstring gives the source layout it expects, its instance rule and its split plan;
 :mod:`uncertsam_utils.data.importers.base` documents what they share (split assignment, image ids,
-minimum area, the manifest).
+minimum area, the manifest, what happens when only some native parts were downloaded), and
+:mod:`uncertsam_utils.data.importers.sources` the common way of pairing image and mask files.
 """
 
 from __future__ import annotations

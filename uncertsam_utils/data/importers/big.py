@@ -14,22 +14,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, ImportResult, SourceImage, run_import
-from uncertsam_utils.data.importers.readers import require_dir
+from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, Found, ImportResult, run_import
 from uncertsam_utils.data.importers.sources import binary_mask, image_with, paired_sources
 
 NAME = "BIG"
 PLAN = {"val": {"train": 0.8, "val": 0.2}, "test": {"test": 1.0}}
 
 
-def find_sources(src: Path) -> list[SourceImage]:
-    sources = []
+def find_sources(src: Path) -> Found:
+    found = Found(NAME, src)
     for native in PLAN:
-        folder = require_dir(src / native, f"BIG {native} images (<name>_im.jpg + <name>_gt.png)")
-        sources += paired_sources(folder, pool=native, key_prefix=f"{native}/", keep=lambda p: p.stem.endswith("_im"),
-                                  mask_for=_ground_truth, mask_kind="ground truth",
-                                  loader=image_with(binary_mask, split_components=False))
-    return sources
+        folder = src / native
+        if found.part(native, (folder, f"BIG {native} images, <name>_im.jpg + <name>_gt.png")):
+            found.sources += paired_sources(folder, pool=native, key_prefix=f"{native}/",
+                                            keep=lambda p: p.stem.endswith("_im"), mask_for=_ground_truth,
+                                            mask_kind="ground truth",
+                                            loader=image_with(binary_mask, split_components=False))
+    return found
 
 
 def _ground_truth(image_path: Path) -> Path:
@@ -37,5 +38,5 @@ def _ground_truth(image_path: Path) -> Path:
 
 
 def import_big(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite)
