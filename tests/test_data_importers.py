@@ -128,7 +128,7 @@ def test_assign_splits_keeps_groups_together_and_hits_the_fractions():
 def test_registry_covers_the_benchmark_and_refuses_unknown_names(tmp_path):
     from uncertsam_utils.data import DATASETS
 
-    assert set(IMPORTERS) == set(DATASETS)
+    assert set(IMPORTERS) == {*DATASETS, "SA-1B"}
     with pytest.raises(ValueError, match="no importer"):
         import_dataset("Pascal", tmp_path, tmp_path)
 

@@ -176,8 +176,8 @@ def _write_splits(result: ImportResult, sources: Sequence[SourceImage], split_of
                   used_splits: list[str], min_area: int, overwrite: bool) -> list[dict]:
     """Write every used split (all or nothing); fills ``result.splits`` and ``result.dropped`` and returns
     the manifest's per-image entries."""
-    ordered = sorted(sources, key=lambda s: s.key)
-    image_id = _image_ids(result.dataset, ordered)
+    image_id = _image_ids(result.dataset, sources)
+    ordered = sorted(sources, key=lambda s: (image_id[s.key], s.key))
     survival = ResizeSurvival(RESIZE_CHECK_SIZE)
     entries = []
     dropped: Counter = Counter()
@@ -209,16 +209,17 @@ def _write_splits(result: ImportResult, sources: Sequence[SourceImage], split_of
     return entries
 
 
-def _image_ids(dataset: str, ordered: Sequence[SourceImage]) -> dict[str, int]:
-    given = [s.image_id for s in ordered]
+def _image_ids(dataset: str, sources: Sequence[SourceImage]) -> dict[str, int]:
+    """Source key -> image id: the sources' own, or 1, 2, ... in key order."""
+    given = [s.image_id for s in sources]
     if all(i is None for i in given):
-        return {s.key: number for number, s in enumerate(ordered, start=1)}
+        return {s.key: number for number, s in enumerate(sorted(sources, key=lambda s: s.key), start=1)}
     if any(i is None for i in given):
         raise ValueError(f"{dataset}: either every source image brings its id or none does")
     repeated = sorted(i for i, n in Counter(given).items() if n > 1)
     if repeated:
         raise DataError(f"{dataset}: image id(s) {repeated[:5]} given to more than one source image")
-    return {s.key: int(s.image_id) for s in ordered}
+    return {s.key: int(s.image_id) for s in sources}
 
 
 def _nothing_found(found: Found) -> str:
