@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uncertsam_utils.data.names import DATASETS, SPLITS
+from uncertsam_utils.data.names import DATASETS, FIT_SOURCE, SPLITS
 
 
 def _download(args) -> int:
@@ -36,6 +36,11 @@ def _import(args) -> int:
         if args.name != "COD10K-v3":
             raise UserError("--include-noncam only applies to COD10K-v3")
         options["include_noncam"] = True
+    for flag, value in (("images", args.images), ("val_images", args.val_images)):
+        if value is not None:
+            if args.name != FIT_SOURCE:
+                raise UserError(f"--{flag.replace('_', '-')} only applies to {FIT_SOURCE}")
+            options[flag] = value
     if not Path(args.src).is_dir():
         raise UserError(f"{args.src}: source folder not found")
     try:
@@ -103,14 +108,17 @@ def register(subparsers) -> None:
 
     imp = data_sub.add_parser("import", help="convert a native dataset into the UncertSAM layout",
                               description="Convert a native dataset (see uncertsam_utils/data/importers/) "
-                                          "into <out>/<NAME>/{train,val,test}.")
-    imp.add_argument("name", choices=DATASETS, metavar="NAME", help=" | ".join(DATASETS))
+                                          "into <out>/<NAME>/{train,val,test}, or SA-1B folders into the fit "
+                                          "set <out>/fit/{train,val}. A partial download imports what is there.")
+    imp.add_argument("name", choices=(*DATASETS, FIT_SOURCE), metavar="NAME", help=" | ".join((*DATASETS, FIT_SOURCE)))
     imp.add_argument("--src", required=True, type=Path, help="the native dataset's folder")
     imp.add_argument("--out", required=True, type=Path, help="benchmark root folder to write into")
-    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
+    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment, SA-1B: of the selection (default 0)")
     imp.add_argument("--min-area", type=int, help="smallest instance in source pixels (default: the importers' 32)")
     imp.add_argument("--overwrite", action="store_true", help="replace splits that already exist")
     imp.add_argument("--include-noncam", action="store_true", help="COD10K-v3: also the non-camouflaged images")
+    imp.add_argument("--images", type=int, help=f"{FIT_SOURCE}: fit/train images (default: all not in val)")
+    imp.add_argument("--val-images", type=int, help=f"{FIT_SOURCE}: fit/val images (default: a tenth of those found)")
     imp.set_defaults(handler=_import)
 
     inspect = data_sub.add_parser("inspect", help="count images and masks and list what the reader skips")
