@@ -86,6 +86,26 @@ def test_import_through_the_cli(tmp_path, capsys):
     assert main(["data", "import", "ISTD", "--src", str(src), "--out", str(tmp_path), "--include-noncam"]) == 2
 
 
+def test_import_sa1b_and_a_partial_download_through_the_cli(tmp_path, capsys):
+    from test_data_import_sa1b import _native
+    from test_data_importers_partial import _sbu_test
+
+    src = _native(tmp_path / "SA-1B")
+    args = ["data", "import", "SA-1B", "--src", str(src), "--out", str(tmp_path / "out")]
+    assert main([*args, "--images", "5", "--val-images", "2", "--seed", "3"]) == 0
+    assert "fit -> " in capsys.readouterr().out
+    assert [len(SplitReader(tmp_path / "out", "fit", s)) for s in ("train", "val")] == [5, 2]
+    assert main([*args, "--images", "50", "--overwrite"]) == 2
+    assert "12 SA-1B images found, cannot select 50 train" in capsys.readouterr().err
+    _sbu_test(tmp_path / "SBU")
+    assert main(["data", "import", "SBU-shadow", "--src", str(tmp_path / "SBU"), "--out", str(tmp_path / "out"),
+                 "--images", "3"]) == 2
+    assert "--images only applies to SA-1B" in capsys.readouterr().err
+    assert main(["data", "import", "SBU-shadow", "--src", str(tmp_path / "SBU"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "SBU-shadow -> " in out and "test: 2 images" in out and "missing: SBU-shadow's native part 'train'" in out
+
+
 def test_download_offline_is_a_quick_user_error(tmp_path, monkeypatch, capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
