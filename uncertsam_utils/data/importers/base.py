@@ -20,6 +20,8 @@ how its native splits map to ours (a *split plan*); :func:`run_import` does the 
   say what each missing part means for the splits written (no native train: no train, and no val cut
   from it). Only when no source image is found at all is the import an error, naming what was looked
   for. A part with some of its folders but not all is a broken download: an error naming the folder.
+  Image ids, and the cut of a pool shared out by fractions, are derived from what is there: they can
+  differ from a full import's (the pools draw from one generator in sorted order).
 * **All or nothing.** Existing splits are only replaced with ``overwrite=True``; if the import fails
   (say, a mask file is unreadable), the splits it had already written are removed again. A split of
   the plan that this import does not write (its part is missing) but that exists from an earlier
