@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from uncertsam_utils.data.mini_fit import render_fit_scene
+from uncertsam_utils.data.mini.fit import render_fit_scene
 from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import draw_boxes, overlay_masks

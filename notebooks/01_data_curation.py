@@ -33,7 +33,7 @@
 # trained on: 2–6 opaque ellipses, polygons and blobs with solid, striped, checkered or blotchy
 # surfaces on photo or procedural backdrops. Backgrounds and textures come from the photographs
 # bundled with scikit-image (no download). Every domain's difficulty is set by a few documented
-# knobs (`uncertsam_utils.data.mini_domains.DOMAINS[name].knobs`), so the benchmark can be tuned
+# knobs (`uncertsam_utils.data.mini.domains.DOMAINS[name].knobs`), so the benchmark can be tuned
 # to land the nano model in a useful accuracy range.
 
 # %% tags=["parameters"]
@@ -50,7 +50,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from uncertsam_utils.data.layout import DATASETS, SplitReader, list_datasets
 from uncertsam_utils.data.mini import ensure_mini
-from uncertsam_utils.data.mini_domains import DOMAINS, FIT_SPEC
+from uncertsam_utils.data.mini.domains import DOMAINS, FIT_SPEC
 from uncertsam_utils.data.statistics import dataset_statistics, to_markdown
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import draw_boxes, overlay_masks

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uncertsam_utils.data.mini_common import blur, keep_large, smooth_noise, uniform
-from uncertsam_utils.data.mini_shapes import blob, ellipse
+from uncertsam_utils.data.mini.common import blur, keep_large, smooth_noise, uniform
+from uncertsam_utils.data.mini.shapes import blob, ellipse
 
 AIR, FAT, FLUID, MUSCLE, BONE = -1000.0, -100.0, 10.0, 50.0, 700.0
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from uncertsam_utils.data.mini_common import fractal_noise, smooth_noise
+from uncertsam_utils.data.mini.common import fractal_noise, smooth_noise
 
 # skimage.data loaders whose files ship with the wheel (checked offline with scikit-image 0.26).
 SCENE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "camera",

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uncertsam_utils.data.mini_common import (bbox_slices, components, fractal_noise, integer,
+from uncertsam_utils.data.mini.common import (bbox_slices, components, fractal_noise, integer,
                                               soft_alpha, uniform)
-from uncertsam_utils.data.mini_shapes import blob, fill_polygons, polygon_points
-from uncertsam_utils.data.mini_textures import (SCENE_PHOTOS, TEXTURE_PHOTOS, photo_crop, random_colour,
+from uncertsam_utils.data.mini.shapes import blob, fill_polygons, polygon_points
+from uncertsam_utils.data.mini.textures import (SCENE_PHOTOS, TEXTURE_PHOTOS, photo_crop, random_colour,
                                                 surface)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from uncertsam_utils.data.mini_common import MODEL_SIZE, bbox_slices, luminance, resize
+from uncertsam_utils.data.mini.common import MODEL_SIZE, bbox_slices, luminance, resize
 
 
 def _float(image: np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uncertsam_utils.data.mini_common import components, integer, resize, uniform
-from uncertsam_utils.data.mini_shapes import ellipse
-from uncertsam_utils.data.mini_textures import SCENE_PHOTOS, TEXTURE_PHOTOS, photo_crop, random_colour
+from uncertsam_utils.data.mini.common import components, integer, resize, uniform
+from uncertsam_utils.data.mini.shapes import ellipse
+from uncertsam_utils.data.mini.textures import SCENE_PHOTOS, TEXTURE_PHOTOS, photo_crop, random_colour
 
 
 @dataclass(frozen=True)

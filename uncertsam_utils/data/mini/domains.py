@@ -14,14 +14,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from uncertsam_utils.data.mini_camouflage import COD_KNOBS, render_camouflage_scene
-from uncertsam_utils.data.mini_common import image_rng, survives_squash, to_uint8
-from uncertsam_utils.data.mini_ct import MSD_KNOBS, render_ct_slice
-from uncertsam_utils.data.mini_fit import FIT_SIZE, FitKnobs, render_fit_scene
-from uncertsam_utils.data.mini_flare import FLARE_KNOBS, render_flare_scene
-from uncertsam_utils.data.mini_glass import TRANS10K_KNOBS, render_glass_scene
-from uncertsam_utils.data.mini_shadows import ISTD_KNOBS, SBU_KNOBS, render_shadow_scene
-from uncertsam_utils.data.mini_thin import BIG_KNOBS, COIFT_KNOBS, render_thin_scene
+from uncertsam_utils.data.mini.camouflage import COD_KNOBS, render_camouflage_scene
+from uncertsam_utils.data.mini.common import image_rng, survives_squash, to_uint8
+from uncertsam_utils.data.mini.ct import MSD_KNOBS, render_ct_slice
+from uncertsam_utils.data.mini.fit import FIT_SIZE, FitKnobs, render_fit_scene
+from uncertsam_utils.data.mini.flare import FLARE_KNOBS, render_flare_scene
+from uncertsam_utils.data.mini.glass import TRANS10K_KNOBS, render_glass_scene
+from uncertsam_utils.data.mini.shadows import ISTD_KNOBS, SBU_KNOBS, render_shadow_scene
+from uncertsam_utils.data.mini.thin import BIG_KNOBS, COIFT_KNOBS, render_thin_scene
 
 Renderer = Callable[[np.random.Generator, int, int, Any], "tuple[np.ndarray, list[np.ndarray]]"]
 

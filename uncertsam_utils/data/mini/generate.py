@@ -1,16 +1,5 @@
-"""UncertSAM-mini: a small, fully synthetic, deterministic stand-in for the UncertSAM benchmark.
-
-It has two parts, both written in the published on-disk layout (``<root>/<dataset>/<split>/
-images/<8-digit id>.jpg`` + ``annotations/dataset.json``, see ``layout.py``):
-
-* the **fit set** ``fit/{train,val,test}``: 256x256 "ordinary scenes" of opaque objects, the
-  analogue of the SA-1B subset that the nano SAM-2 is trained on;
-* **eight test domains** named like the real datasets (``layout.DATASETS``) with ``val`` and
-  ``test`` splits, each reproducing what makes its real counterpart hard for SAM (thin
-  structures, camouflage, CT, shadows, flare, transparency); see ``mini_domains.DOMAINS``.
-
-Every image is drawn from its own ``np.random.Generator`` derived from (seed, dataset, split,
-index): any image can be regenerated alone, and the same seed gives byte-identical files.
+"""Writing UncertSAM-mini: render every image of every split (in worker processes) and write it in
+the published layout; the marker that identifies a generated benchmark. See the package docstring.
 """
 
 from __future__ import annotations
@@ -19,14 +8,12 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from uncertsam_utils.data.mini_domains import DOMAINS, FIT_NAME, FIT_SPEC, DomainSpec, render_item
+from uncertsam_utils.data.mini.domains import DOMAINS, FIT_NAME, FIT_SPEC, DomainSpec, render_item
 
 # Bump whenever the generator's output changes; it names the cache folder and the marker.
 MINI_VERSION = 1
@@ -154,15 +141,27 @@ def generator_fingerprint() -> str:
     import skimage
 
     digest = hashlib.sha256()
-    # the renderers (this orchestration module and the diagnostics do not change any pixel)
-    for path in sorted(Path(__file__).parent.glob("mini_*.py")):
-        if path.name != "mini_diagnostics.py":
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name, source in _renderer_sources():
+        digest.update(name.encode() + b"\0" + source)
     digest.update(f"numpy {np.__version__} pillow {PIL.__version__} skimage {skimage.__version__}".encode())
     return digest.hexdigest()[:16]
 
 
-def _marker(seed: int, fit_sizes: Sequence[int], domain_sizes: Sequence[int],
+# The modules that draw no pixel: orchestration, the cache and the diagnostics.
+_NOT_RENDERING = {"__init__.py", "generate.py", "cache.py", "diagnostics.py"}
+
+
+def _renderer_sources() -> list[tuple[str, bytes]]:
+    """(name, source) of every renderer module, as it was named in 0.1 (``data/mini_<name>.py``, its
+    sibling imports spelled ``uncertsam_utils.data.mini_<name>``): moving the generator into this
+    package changed no pixel, so it keeps the fingerprint, and with it every cache key built on the
+    marker (posteriors, heads, evaluations). Any other edit of a renderer changes it."""
+    paths = sorted(p for p in Path(__file__).parent.glob("*.py") if p.name not in _NOT_RENDERING)
+    return [(f"mini_{path.name}", path.read_bytes().replace(b"uncertsam_utils.data.mini.", b"uncertsam_utils.data.mini_"))
+            for path in paths]
+
+
+def benchmark_marker(seed: int, fit_sizes: Sequence[int], domain_sizes: Sequence[int],
             domains: dict[str, DomainSpec]) -> dict:
     """What identifies a generated benchmark; no timestamps, so the marker is reproducible too."""
     return {
@@ -202,100 +201,6 @@ def generate_mini(out: Path, seed: int = 0, *, fit_sizes: Sequence[int] = FIT_SI
         _write(renderer, out, FIT_SPEC, seed, FIT_SPLITS, fit_sizes, progress)
         for spec in domains.values():
             _write(renderer, out, spec, seed, DOMAIN_SPLITS, domain_sizes, progress)
-    marker = _marker(seed, fit_sizes, domain_sizes, domains)
+    marker = benchmark_marker(seed, fit_sizes, domain_sizes, domains)
     (out / MARKER_NAME).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
     return out
-
-
-def read_marker(root: Path) -> dict | None:
-    """The marker of a complete benchmark under ``root``, or None."""
-    try:
-        return json.loads((Path(root) / MARKER_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def default_root(seed: int = 0) -> Path:
-    from uncertsam_utils.paths import cache_dir
-
-    return cache_dir() / f"UncertSAM-mini-v{MINI_VERSION}-seed{seed}"
-
-
-def ensure_mini(root: Path | None = None, seed: int = 0, *, fit_sizes: Sequence[int] = FIT_SIZES,
-                domain_sizes: Sequence[int] = DOMAIN_SIZES, progress: bool = True,
-                workers: int | None = None, domains: dict[str, DomainSpec] | None = None) -> Path:
-    """The benchmark under ``root`` (default: the cache), generating it first if it is not complete.
-
-    Complete means: the marker is there and matches version, seed, sizes and knobs (so tuned
-    ``domains`` regenerate). Generation goes to a temporary sibling folder that is renamed into
-    place, so an interrupted run never leaves a half-written benchmark that looks complete.
-    """
-    root = Path(root) if root is not None else default_root(seed)
-    domains = dict(DOMAINS if domains is None else domains)
-    wanted = _marker(seed, fit_sizes, domain_sizes, domains)
-    if read_marker(root) == wanted:
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with _generation_lock(root.parent / f".{root.name}.lock"):
-        if read_marker(root) == wanted:  # another process generated it while we waited
-            return root
-        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            generate_mini(tmp, seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes, progress=progress,
-                          workers=workers, domains=domains)
-            if root.exists():  # stale or incomplete: replace it
-                shutil.rmtree(root)
-            os.replace(tmp, root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-@contextmanager
-def _generation_lock(path: Path):
-    """An exclusive lock across processes: on a shared machine a second caller waits for the first
-    generation instead of running its own. Without ``fcntl`` (Windows) there is no lock; the
-    temporary-folder rename still keeps the result consistent."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-# ---------------------------------------------------------------------------------------- CLI
-
-def add_mini_parser(data_subparsers) -> None:
-    """Add ``uncertsam data mini`` to the ``uncertsam data`` subcommand group."""
-    parser = data_subparsers.add_parser(
-        "mini", help="generate the synthetic UncertSAM-mini benchmark",
-        description="Generate UncertSAM-mini (fit set + eight synthetic test domains) in the "
-                    "published layout. Deterministic: the same seed gives identical files.")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: the cache folder used by ensure_mini)")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    parser.add_argument("--small", action="store_true",
-                        help=f"a smoke-test size: fit {SMALL_FIT_SIZES}, domains {SMALL_DOMAIN_SIZES}")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
-    parser.set_defaults(handler=_run_mini)
-
-
-def _run_mini(args) -> int:
-    fit_sizes = SMALL_FIT_SIZES if args.small else FIT_SIZES
-    domain_sizes = SMALL_DOMAIN_SIZES if args.small else DOMAIN_SIZES
-    if args.out is None:  # the cache folder, reused when already complete
-        root = default_root(args.seed)
-        root = root.with_name(root.name + "-small") if args.small else root
-        path = ensure_mini(root, args.seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes, workers=args.workers)
-    else:
-        path = generate_mini(args.out, args.seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes,
-                             workers=args.workers)
-    print(path)
-    return 0

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uncertsam_utils.data.mini_common import (MIN_MASK_PIXELS, bbox_slices, box_blur, composite, integer,
+from uncertsam_utils.data.mini.common import (MIN_MASK_PIXELS, bbox_slices, box_blur, composite, integer,
                                               soft_alpha, uniform)
-from uncertsam_utils.data.mini_shapes import random_shape
-from uncertsam_utils.data.mini_textures import SURFACES, background, random_colour, surface
+from uncertsam_utils.data.mini.shapes import random_shape
+from uncertsam_utils.data.mini.textures import SURFACES, background, random_colour, surface
 
 FIT_SIZE = 256
 

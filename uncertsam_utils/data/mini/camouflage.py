@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uncertsam_utils.data.mini_common import (bbox_slices, composite, fractal_noise, integer,
+from uncertsam_utils.data.mini.common import (bbox_slices, composite, fractal_noise, integer,
                                               keep_large, soft_alpha, uniform)
-from uncertsam_utils.data.mini_shapes import StrokeCanvas, blob
-from uncertsam_utils.data.mini_textures import TEXTURE_PHOTOS, photo_crop, random_colour
+from uncertsam_utils.data.mini.shapes import StrokeCanvas, blob
+from uncertsam_utils.data.mini.textures import TEXTURE_PHOTOS, photo_crop, random_colour
 
 
 @dataclass(frozen=True)

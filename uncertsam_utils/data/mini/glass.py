@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from uncertsam_utils.data.mini_common import bbox_slices, composite, integer, keep_large, soft_alpha, uniform
-from uncertsam_utils.data.mini_shapes import fill_polygons
-from uncertsam_utils.data.mini_textures import SCENE_PHOTOS, TEXTURE_PHOTOS, photo_crop, random_colour
+from uncertsam_utils.data.mini.common import bbox_slices, composite, integer, keep_large, soft_alpha, uniform
+from uncertsam_utils.data.mini.shapes import fill_polygons
+from uncertsam_utils.data.mini.textures import SCENE_PHOTOS, TEXTURE_PHOTOS, photo_crop, random_colour
 
 
 @dataclass(frozen=True)
