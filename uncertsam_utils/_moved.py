@@ -15,6 +15,12 @@ import sys
 import warnings
 
 MOVED: dict[str, str] = {
+    # training: one loop for the post-hoc modules, the nano in its own folder, the variance network in one
+    "uncertsam_utils.schedule": "uncertsam_utils.training.schedule",
+    "uncertsam_utils.uq.varnet_head": "uncertsam_utils.uq.varnet.head",
+    "uncertsam_utils.uq.varnet_training": "uncertsam_utils.uq.varnet.training",
+    "uncertsam_utils.model.train_nano": "uncertsam_utils.model.nano",
+    "uncertsam_utils.model.nano_card": "uncertsam_utils.model.nano.card",
 }
 
 
