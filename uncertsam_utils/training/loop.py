@@ -112,6 +112,8 @@ def optimisation_step(module: torch.nn.Module, optimizer, scheduler, backward: C
 
 
 class EpochLoop:
+    """One training run of a ``Trainer``: ``EpochLoop(...).run()``; ``state`` is what its resume file holds."""
+
     def __init__(self, trainer: Trainer, optimizer, scheduler, config: LoopConfig, *, seed: int,
                  resume_file: ResumeFile | None = None, progress: bool = True, log: Callable[[str], None] = print):
         self.trainer, self.optimizer, self.scheduler, self.config = trainer, optimizer, scheduler, config
