@@ -67,7 +67,7 @@ from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, row_from_result
 from uncertsam_utils.uq.varnet import VarianceNetwork
-from uncertsam_utils.uq.varnet_training import VarnetTrainConfig, cached_head_path, train_or_load
+from uncertsam_utils.uq.varnet.training import VarnetTrainConfig, cached_head_path, train_or_load
 
 loaded = load_model(model, checkpoint, device=device)
 root = Path(data_root) if data_root is not None else ensure_mini()

@@ -1,5 +1,6 @@
-"""Files the project writes for its trained and fitted parts (variance heads, fusion modules, resume
-states): atomic writes, and reads that name the file and say what is wrong with it.
+"""Files the project writes for its trained and fitted parts (variance heads, fusion modules, posteriors):
+cache names, the model identity they are bound to, atomic writes, and reads that name the file and
+say what is wrong with it (resume states: ``training/resume.py``).
 
 Every read uses ``torch.load(..., weights_only=True)``: these files hold tensors and plain data only.
 """
@@ -37,6 +38,16 @@ def fit_data_key(data_root) -> dict:
     return {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
 
 
+def model_identity(loaded_model) -> dict:
+    """What a trained part (variance head, fusion module) records about its model:
+    ``LoadedModel.identity()``, plus the init seed for random weights (which have no file hash, so
+    the seed is what tells two of them apart)."""
+    identity = dict(loaded_model.identity())
+    if getattr(loaded_model, "random_weights", False):
+        identity["random_seed"] = loaded_model.seed
+    return identity
+
+
 def save_atomic(payload, path) -> Path:
     """``torch.save`` through a temporary sibling renamed into place: never a half-written file."""
     path = Path(path)
@@ -61,12 +72,3 @@ def read_payload(path, *, kind: str, file_format: str, version: int) -> dict:
     if payload.get("version") != version:
         raise ValueError(f"{path} has {kind} format version {payload.get('version')}, this code reads {version}")
     return payload
-
-
-def read_resume(path, key: dict) -> dict:
-    """A training run's resume state, refused when it was written by a run with another ``key``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("key") != key:
-        raise ValueError(f"{path} was written by a different run (seed, recipe, model or data differ); "
-                         "delete it or run without --resume")
-    return state

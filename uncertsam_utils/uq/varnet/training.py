@@ -26,13 +26,15 @@ The recipe (``VarnetTrainConfig``; what differs from the reference code is marke
   subsets and box jitter come from one explicit ``torch.Generator`` seeded with ``seed``. After
   every epoch ``<out>.resume.pt`` holds head, optimiser, scheduler, epoch, generator state,
   history and the best head so far; ``resume=True`` continues exactly as an uninterrupted run.
+
+The loop itself (sampling, steps, selection, resume state) is the package's one training loop
+(``training/loop.py``); this module supplies the head, its loss and its data (``HeadTrainer``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -41,13 +43,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.predictor import Decoded, Encoding, Predictor
-from ..prompts import jitter_boxes
-from ..artifacts import cache_digest, fit_data_key, read_resume, save_atomic
-from ..schedule import warmup_constant_decay
-from .varnet_head import VarianceHead, gaussian_nll, model_identity, save_head, transformer_dim
+from ...artifacts import cache_digest, fit_data_key, model_identity
+from ...model.predictor import Decoded, Encoding, Predictor
+from ...prompts import jitter_boxes
+from ...training import (RESUME_SUFFIX, EpochLoop, LoopConfig, ResumeFile, adamw_with_schedule, load_fit_split,  # noqa: F401
+                         optimisation_step as loop_step, resume_path, warmup_constant_decay)
+from .head import VarianceHead, gaussian_nll, save_head, transformer_dim
 
-RESUME_SUFFIX = ".resume.pt"
 # Part of the cache key of trained heads: bump it when the training code changes what a head, or
 # the record stored with it, holds, so that caches made by older code are not reused.
 RECIPE_VERSION = 2
@@ -213,7 +215,7 @@ def evaluate_head(head: VarianceHead, predictor: Predictor, data, features: Froz
     """Validation loss (mean over all pixels of all objects) and Pearson correlations with |y − p|
     of s (the paper's ``val_pearson``), of e^s (the variance map we report) and, for reference, of
     the entropy of SAM's own prediction (the baseline's map); tight boxes."""
-    from .measures import binary_entropy
+    from ..measures import binary_entropy
 
     was_training = head.training
     head.eval()
@@ -237,25 +239,20 @@ def evaluate_head(head: VarianceHead, predictor: Predictor, data, features: Froz
 
 def make_optimizer(head: VarianceHead, config: VarnetTrainConfig, total_steps: int):
     """AdamW with weight decay on conv and linear weights only (not on biases and norms)."""
-    decayed = [p for name, p in head.named_parameters() if p.ndim > 1]
-    not_decayed = [p for name, p in head.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decayed, "weight_decay": config.weight_decay}, {"params": not_decayed, "weight_decay": 0.0}],
-        lr=config.lr,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: config.lr_factor(step, total_steps))
-    return optimizer, scheduler
+    return adamw_with_schedule(head, lr=config.lr, weight_decay=config.weight_decay,
+                               lr_factor=lambda step: config.lr_factor(step, total_steps))
+
+
+def head_backward(head: VarianceHead, decoded, targets: torch.Tensor) -> dict[str, float]:
+    """The mean loss of a batch of frozen decoder outputs, back-propagated into the head."""
+    loss = pixel_terms(head, decoded, targets).loss.mean()
+    loss.backward()
+    return {"loss": float(loss.detach())}
 
 
 def optimisation_step(head: VarianceHead, optimizer, scheduler, decoded, targets: torch.Tensor, grad_clip: float) -> float:
     """One step on a batch of frozen decoder outputs (image_tokens, mask_token, logits); the mean loss."""
-    loss = pixel_terms(head, decoded, targets).loss.mean()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(head.parameters(), grad_clip)
-    optimizer.step()
-    scheduler.step()
-    return float(loss.detach())
+    return loop_step(head, optimizer, scheduler, lambda: head_backward(head, decoded, targets), grad_clip)["loss"]
 
 
 # ---------------------------------------------------------------------------------- training
@@ -269,8 +266,41 @@ class VarnetTrainResult:
     record: dict
 
 
-def resume_path(out: Path) -> Path:
-    return Path(str(out) + RESUME_SUFFIX)
+@dataclass
+class HeadTrainer:
+    """The variance head's part of the training loop (``training.Trainer``): its model, loss and data."""
+
+    module: VarianceHead
+    predictor: Predictor
+    train_data: object  # FitData at the model's input size
+    val_data: object
+    config: VarnetTrainConfig
+    progress: bool = True
+    state_name = "head"
+    train_features: FrozenFeatures | None = None
+    val_features: FrozenFeatures | None = None
+
+    def prepare(self) -> None:
+        """The frozen image encoder's outputs of both splits, once per run."""
+        batch, progress = self.config.encode_batch, self.progress
+        self.train_features = encode_split(self.predictor, self.train_data, batch, progress=progress, label="encode fit/train")
+        self.val_features = encode_split(self.predictor, self.val_data, batch, progress=progress, label="encode fit/val")
+
+    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator):
+        if start:
+            raise ValueError("the variance head's resume state is written at the end of an epoch only")
+        return frozen_steps(self.predictor, self.train_data, self.train_features, order, self.config, generator)
+
+    def backward(self, batch) -> dict[str, float]:
+        return head_backward(self.module, *batch)
+
+    def validate(self) -> dict[str, float]:
+        return evaluate_head(self.module, self.predictor, self.val_data, self.val_features, self.config)
+
+    def describe(self, row: dict, seconds: float) -> str:
+        return (f"epoch {row['epoch']}/{self.config.epochs}: train loss {row['train_loss']:.4f}  val loss "
+                f"{row['val_loss']:.4f}  val Pearson(s, |y-p|) {row['val_pearson']:.3f}, (e^s, |y-p|) "
+                f"{row['val_pearson_variance']:.3f}  ({seconds:.1f} s)")
 
 
 def train_variance_head(
@@ -291,129 +321,50 @@ def train_variance_head(
 
     Writes the selected head to ``out`` (``save_head``) when given, with a training record.
     ``stop_after_epochs`` ends the run early, leaving only the resume state (for tests)."""
-    from tqdm.auto import tqdm
-
     model = loaded_model.model.eval()  # frozen: it only ever runs under no_grad (frozen_outputs)
     predictor = Predictor(model)
-    device = predictor.device
-    head = VarianceHead(transformer_dim(model), seed=seed).to(device).train()
+    head = VarianceHead(transformer_dim(model), seed=seed).to(predictor.device).train()
     steps_per_epoch = math.ceil(train_data.num_images / config.images_per_step)
-    total_steps = config.epochs * steps_per_epoch
-    optimizer, scheduler = make_optimizer(head, config, total_steps)
-    generator = torch.Generator().manual_seed(_stream_seed(seed))
-    key = {
+    optimizer, scheduler = make_optimizer(head, config, config.epochs * steps_per_epoch)
+    key = {"seed": int(seed), "config": dataclasses.asdict(config), "model": model_identity(loaded_model),
+           "train": train_data.fingerprint, "val": val_data.fingerprint}
+    loop_config = LoopConfig(epochs=config.epochs, items=train_data.num_images, steps_per_epoch=steps_per_epoch,
+                             grad_clip=config.grad_clip, stream_tag=_STREAM_TAG, label="varnet", row_seconds=True)
+    resume_file = ResumeFile.beside(out, key)
+    loop = EpochLoop(HeadTrainer(head, predictor, train_data, val_data, config, progress), optimizer, scheduler,
+                     loop_config, seed=seed, resume_file=resume_file, progress=progress, log=log)
+    result = loop.run(resume=resume, stop_after_epochs=stop_after_epochs)
+    if not result.finished:
+        return VarnetTrainResult(head, result.history, result.best_epoch, None, {"stopped_after_epoch": loop.state.epoch})
+    record = _record(loaded_model, train_data, val_data, config, seed, result, extra_record)
+    if out is not None:
+        save_head(head, out, loaded_model, training=record)
+        resume_file.remove()
+    return VarnetTrainResult(head, result.history, result.best_epoch, out, record)
+
+
+def _record(loaded_model, train_data, val_data, config: VarnetTrainConfig, seed: int, result, extra: dict | None) -> dict:
+    """What the head file records about its training."""
+    best = next(row for row in result.history if row["epoch"] == result.best_epoch)
+    return {
         "seed": int(seed),
         "config": dataclasses.asdict(config),
-        "model": model_identity(loaded_model),
-        "train": train_data.fingerprint,
-        "val": val_data.fingerprint,
-    }
-    history: list[dict] = []
-    best: dict | None = None  # {"epoch", "val_loss", "state"}
-    start_epoch, seconds = 0, 0.0
-    ckpt = resume_path(out) if out is not None else None
-    if resume and ckpt is not None and ckpt.is_file():
-        state = read_resume(ckpt, key)
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        start_epoch, history, best, seconds = state["epoch"], state["history"], state["best"], state["seconds"]
-        log(f"resumed from {ckpt} after epoch {start_epoch}")
-    elif resume:
-        log(f"no resume state at {ckpt}; starting from epoch 0")
-
-    tic = time.perf_counter()
-    train_features = encode_split(predictor, train_data, config.encode_batch, progress=progress, label="encode fit/train")
-    val_features = encode_split(predictor, val_data, config.encode_batch, progress=progress, label="encode fit/val")
-    encode_seconds = time.perf_counter() - tic
-    seconds += encode_seconds if start_epoch == 0 else 0.0
-
-    end_epoch = config.epochs if stop_after_epochs is None else min(config.epochs, stop_after_epochs)
-    for epoch in range(start_epoch, end_epoch):
-        tic = time.perf_counter()
-        order = torch.randperm(train_data.num_images, generator=generator)
-        running, loss_sum = None, 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"varnet epoch {epoch + 1}/{config.epochs}", unit="step",
-                   disable=not progress, leave=False, smoothing=0.05)
-        steps = frozen_steps(predictor, train_data, train_features, order, config, generator)
-        for step, (decoded, targets) in zip(bar, steps):
-            value = optimisation_step(head, optimizer, scheduler, decoded, targets, config.grad_clip)
-            loss_sum += value
-            running = value if running is None else 0.98 * running + 0.02 * value
-            if step % 20 == 0:
-                bar.set_postfix_str(f"loss {running:.4f}")
-        bar.close()
-        scores = evaluate_head(head, predictor, val_data, val_features, config)
-        epoch_seconds = time.perf_counter() - tic
-        seconds += epoch_seconds
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / steps_per_epoch, **scores,
-               "lr": scheduler.get_last_lr()[0], "seconds": round(epoch_seconds, 2)}
-        history.append(row)
-        if best is None or scores["val_loss"] < best["val_loss"]:
-            best = {"epoch": epoch + 1, "val_loss": scores["val_loss"],
-                    "state": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}
-        log(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f}  val loss {scores['val_loss']:.4f}  "
-            f"val Pearson(s, |y-p|) {scores['val_pearson']:.3f}, (e^s, |y-p|) {scores['val_pearson_variance']:.3f}  "
-            f"({epoch_seconds:.1f} s)")
-        if ckpt is not None:
-            _save_resume(ckpt, head, optimizer, scheduler, generator, epoch + 1, key, history, best, seconds)
-
-    head.load_state_dict(best["state"])
-    head.eval()
-    if end_epoch < config.epochs:
-        return VarnetTrainResult(head, history, best["epoch"], None, {"stopped_after_epoch": end_epoch})
-    record = {
-        "seed": int(seed),
-        "config": dataclasses.asdict(config),
-        "history": history,
-        "best_epoch": best["epoch"],
-        "best_val_loss": best["val_loss"],
-        "best_val_pearson": next(r["val_pearson"] for r in history if r["epoch"] == best["epoch"]),
-        "best_val_pearson_variance": next(r["val_pearson_variance"] for r in history if r["epoch"] == best["epoch"]),
-        "train_seconds": round(seconds, 1),
-        "encode_seconds": round(encode_seconds, 1),
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best["val_loss"],
+        "best_val_pearson": best["val_pearson"],
+        "best_val_pearson_variance": best["val_pearson_variance"],
+        "train_seconds": round(result.seconds, 1),
+        "encode_seconds": round(result.prepare_seconds, 1),
         "threads": torch.get_num_threads(),
         "train_data": {"images": train_data.num_images, "masks": train_data.num_masks, "fingerprint": train_data.fingerprint},
         "val_data": {"images": val_data.num_images, "masks": val_data.num_masks, "fingerprint": val_data.fingerprint},
         "model_label": loaded_model.label,
-        **(extra_record or {}),
+        **(extra or {}),
     }
-    if out is not None:
-        save_head(head, out, loaded_model, training=record)
-        ckpt.unlink(missing_ok=True)  # complete: the resume state is no longer needed
-    return VarnetTrainResult(head, history, best["epoch"], out, record)
-
-
-def _stream_seed(seed: int) -> int:
-    return int(np.random.SeedSequence([int(seed), _STREAM_TAG]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _save_resume(path: Path, head, optimizer, scheduler, generator, epoch, key, history, best, seconds) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "head": head.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "generator": generator.get_state(),
-        "epoch": epoch,
-        "key": key,
-        "history": history,
-        "best": best,
-        "seconds": seconds,
-    }
-    save_atomic(state, path)
 
 
 # ---------------------------------------------------------------------------------- data, CLI
-
-def load_fit_split(root: Path, split: str, size: int, *, limit: int | None = None, progress: bool = False):
-    """``<root>/fit/<split>`` in memory at the model's input size (``FitData``)."""
-    from ..model.train_nano import FitData, read_split
-
-    samples = read_split(Path(root), "fit", split, limit, progress=progress)
-    return FitData.from_items(((s.image, s.masks) for s in samples), size=size)
-
 
 def load_fit_splits(root: Path, size: int, *, limit: int | None = None, progress: bool = False):
     """``fit/train`` and ``fit/val``; ``limit`` keeps the first ``limit`` training images and a
@@ -439,8 +390,8 @@ def train_from_root(
     log: Callable[[str], None] = print,
 ) -> VarnetTrainResult:
     """The ``uncertsam train varnet`` entry point: read ``<root>/fit/{train,val}`` and train."""
-    from ..data.mini import read_marker
-    from ..model import load_model
+    from ...data.mini import read_marker
+    from ...model import load_model
 
     root = Path(root)
     loaded = load_model(model, checkpoint, device=device)
@@ -462,7 +413,7 @@ def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: 
     The key covers the model's identity, the recipe, the seed and the data: UncertSAM-mini's
     marker (generator version, seed, sizes) when there is one, else the fit annotations' sizes
     and modification times, plus ``limit`` when the training images are limited."""
-    from ..paths import cache_dir
+    from ...paths import cache_dir
 
     key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
            "data": fit_data_key(root), "recipe_version": RECIPE_VERSION}
@@ -477,7 +428,7 @@ def train_or_load(root: Path, loaded_model, *, config: VarnetTrainConfig = Varne
     """The head for these inputs from the cache, training it first (resumably) when missing.
 
     Returns ``(head, record)``; ``record`` holds the training history (``record["history"]``)."""
-    from .varnet_head import load_head
+    from .head import load_head
 
     path = cached_head_path(root, loaded_model, config, seed, limit)
     if not path.is_file():

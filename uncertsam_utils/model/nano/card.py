@@ -37,7 +37,7 @@ def items_from_samples(samples: Iterable, size: int) -> list[EvalItem]:
 
 def evaluate_items(predictor, items: Sequence[EvalItem], *, images_per_batch: int = 8) -> list[dict]:
     """Box-only per-mask scores: one row (image, mask, iou, biou) per mask, in item order."""
-    from ..metrics import boundary_iou, iou
+    from ...metrics import boundary_iou, iou
 
     rows = []
     with torch.inference_mode():
@@ -73,7 +73,7 @@ def summarise(rows: Sequence[dict]) -> dict:
 
 
 def evaluate_split(predictor, root: Path, dataset: str, split: str = "test", limit: int | None = None) -> dict:
-    from .train_nano import read_split
+    from ...training.data import read_split
 
     items = items_from_samples(read_split(root, dataset, split, limit), predictor.image_size)
     return summarise(evaluate_items(predictor, items))
@@ -83,7 +83,7 @@ def card_datasets(root: Path) -> list[str]:
     """``fit`` first, then every test domain under ``root`` that has a test split (layout order)."""
     root = Path(root)
     try:
-        from ..data.layout import DATASETS
+        from ...data.layout import DATASETS
 
         order = list(DATASETS)
     except ImportError:
@@ -98,9 +98,9 @@ def nano_card(root: Path, checkpoint: str | Path | None = None, *, out_dir: Path
     """Evaluate the nano model (default: the shipped weights) and write the card (md + csv)."""
     import pandas as pd
 
-    from ..paths import tables_dir
-    from .predictor import Predictor
-    from .registry import load_model
+    from ...paths import tables_dir
+    from ..predictor import Predictor
+    from ..registry import load_model
 
     loaded = load_model("nano", checkpoint)
     predictor = Predictor(loaded.model.eval())

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..artifacts import read_payload, save_atomic
+from ...artifacts import model_identity, read_payload, save_atomic
 
 LOG_VARIANCE_RANGE = (-5.0, 5.0)
 HEAD_FORMAT = "uncertsam-variance-head"
@@ -122,15 +122,6 @@ def gaussian_nll(log_variance: torch.Tensor, prob: torch.Tensor, target: torch.T
 
 
 # ------------------------------------------------------------------------------------- files
-
-def model_identity(loaded_model) -> dict:
-    """What a head records about its model: ``LoadedModel.identity()``, plus the init seed for
-    random weights (which have no file hash, so the seed is what tells two of them apart)."""
-    identity = dict(loaded_model.identity())
-    if getattr(loaded_model, "random_weights", False):
-        identity["random_seed"] = loaded_model.seed
-    return identity
-
 
 def transformer_dim(model: nn.Module) -> int:
     return int(model.sam_mask_decoder.transformer_dim)

@@ -1,7 +1,7 @@
 """Variance network (paper §3.4) as a UQ method: SAM-2's own prediction plus a learned variance.
 
 One encoder pass and one decoder pass: the decoder call also returns the transformer's image
-tokens and mask token 0's output (``return_tokens``), and the trained head (``varnet_head``)
+tokens and mask token 0's output (``return_tokens``), and the trained head (``head``)
 turns them into a log-variance map s. The segmentation is SAM-2's, unchanged.
 
 Maps: ``variance`` = e^s (the default: the predicted variance of the residual y − σ(z)),
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from .base import UQMethod, UQResult, encode_once
-from .measures import binary_entropy
-from .varnet_head import VarianceHead, load_head, transformer_dim
+from ..base import UQMethod, UQResult, encode_once
+from ..measures import binary_entropy
+from .head import VarianceHead, load_head, transformer_dim
 
 
 class VarianceNetwork(UQMethod):
