@@ -31,7 +31,7 @@ FIT_TEST_IMAGES = 40  # the first images of fit/test (seed 0), regenerated deter
 
 
 def fit_items(split, count, seed=0):
-    from uncertsam_utils.data.mini_domains import FIT_SPEC, render_item
+    from uncertsam_utils.data.mini.domains import FIT_SPEC, render_item
 
     return [render_item(FIT_SPEC, seed, split, i)[1:] for i in range(count)]
 

@@ -189,7 +189,7 @@ def test_head_on_another_model_is_a_clear_error(tmp_path, nano_random, tiny_rand
 
 
 def small_fit_data(split, count, seed=0):
-    from uncertsam_utils.data.mini_domains import FIT_SPEC, render_item
+    from uncertsam_utils.data.mini.domains import FIT_SPEC, render_item
     from uncertsam_utils.training import FitData
 
     def items():

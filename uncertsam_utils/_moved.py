@@ -40,7 +40,6 @@ MOVED: dict[str, str] = {
     "uncertsam_utils.data.mini_shapes": "uncertsam_utils.data.mini.shapes",
     "uncertsam_utils.data.mini_textures": "uncertsam_utils.data.mini.textures",
     "uncertsam_utils.data.mini_thin": "uncertsam_utils.data.mini.thin",
-    # the training loops: one loop, the variance head and the nano as packages
     # training: one loop for the post-hoc modules, the nano in its own folder, the variance network in one
     "uncertsam_utils.schedule": "uncertsam_utils.training.schedule",
     "uncertsam_utils.uq.varnet_head": "uncertsam_utils.uq.varnet.head",

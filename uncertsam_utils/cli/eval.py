@@ -57,7 +57,7 @@ def _run(args) -> int:
     the same command after an interruption."""
     import torch
 
-    from ..evaluate import EvaluationMismatch, build_methods, evaluate_datasets
+    from ..evaluation import EvaluationMismatch, build_methods, evaluate_datasets
     from ..model import Predictor, load_model
 
     # The metrics of one image run in a worker thread while the next image is predicted: by default

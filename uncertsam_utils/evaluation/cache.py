@@ -90,7 +90,7 @@ def find_fitted_parts(data_root, loaded_model, methods: Sequence[str], *, poster
     if head is None and "varnet" in needed:
         import dataclasses
 
-        from ..uq.varnet_training import VarnetTrainConfig, cached_head_path, train_or_load
+        from ..uq.varnet.training import VarnetTrainConfig, cached_head_path, train_or_load
 
         config = VarnetTrainConfig() if epochs is None else dataclasses.replace(VarnetTrainConfig(), epochs=int(epochs))
         path = cached_head_path(Path(data_root), loaded_model, config, seed, fit_images)

@@ -92,7 +92,7 @@ def _load_fusion(cls, fusion_file, posterior, loaded_model) -> UQMethod:
     if fusion_file is None:
         raise ValueError(f"method {cls.name!r} needs a trained fusion module: pass fusion={{{cls.name!r}: FILE}} "
                          f"(--fusion {cls.name}=FILE) from `uncertsam train fusion --uncertainty {cls.uncertainty}`")
-    from ..uq.varnet_head import model_identity
+    from ..artifacts import model_identity
 
     module, _ = load_fusion(fusion_file, model_identity(loaded_model), uncertainty=cls.uncertainty)
     fitted = None

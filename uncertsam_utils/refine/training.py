@@ -395,7 +395,7 @@ def find_fusion_modules(root: Path, loaded_model, variants, *, given: dict | Non
 
     given = dict(given or {})
     if isinstance(posterior, (str, Path)):
-        from ..uq.laplace_posterior import LastLayerPosterior
+        from ..uq.laplace import LastLayerPosterior
 
         posterior = LastLayerPosterior.load(posterior, loaded_model)
     out: dict[str, Path] = {}
