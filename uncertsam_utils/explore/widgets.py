@@ -51,7 +51,8 @@ class ExplorerWidget:
         self.explorer = explorer
         self.output = w.Output()
         self.status = w.HTML()
-        self.boxes = BBoxWidget(classes=[BOX_LABEL], hide_buttons=True)
+        # At most 520 px wide: the whole image fits on a laptop screen above its maps.
+        self.boxes = BBoxWidget(classes=[BOX_LABEL], label=BOX_LABEL, hide_buttons=True, layout=w.Layout(max_width="520px"))
         self.dataset = w.Dropdown(options=explorer.datasets, description="domain")
         self.image_id = w.Dropdown(options=[], description="image")
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="your image")
