@@ -77,9 +77,9 @@ def describe_run(notebooks: list[Path]) -> str:
     if not notebooks:
         return "no run"
     meta = json.loads(notebooks[0].read_text(encoding="utf-8")).get("metadata", {})
-    if "papermill" in meta:
-        return "`uncertsam reproduce` (papermill)"
-    return "the notebook tests of `make test` (nbval)"
+    if meta.get("uncertsam", {}).get("executed_by") == "nbval":
+        return "the notebook tests of `make test` (nbval, smoke profile)"
+    return "`uncertsam reproduce` (papermill; each page shows the parameters it was given)"
 
 
 def write_sources(notebooks: list[Path], src: Path, *, figures: Path | None, tables: Path | None) -> None:
