@@ -9,8 +9,8 @@ loads with its title, every ``<img>`` has decoded (naturalWidth > 0), no noteboo
 (myst-nb's ``output traceback`` blocks), the browser logs no error (a missing file, a failed
 script), and no page asks the network for anything (the site must work offline).
 
-``make test`` runs this file after the notebooks (a plain ``pytest tests`` before them skips it,
-saying why).
+``make test`` runs this file after the notebooks, naming them in ``UNCERTSAM_BOOK_NOTEBOOKS`` (none
+there is a failure); a plain ``pytest tests`` without executed notebooks skips it, saying why.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def site(tmp_path_factory):
     from uncertsam_utils.reproduce import numbered_notebooks
 
     found = executed_notebooks(NOTEBOOKS)
+    if not found and "UNCERTSAM_BOOK_NOTEBOOKS" in os.environ:  # make test's run: they must be there
+        pytest.fail(f"no executed notebooks in {NOTEBOOKS} (UNCERTSAM_BOOK_NOTEBOOKS): did nbval_capture run?")
     if not found:
         pytest.skip(f"no executed notebooks in {NOTEBOOKS}: `make test` runs this test after its notebook step, "
                     "which writes them (or set UNCERTSAM_BOOK_NOTEBOOKS)")
