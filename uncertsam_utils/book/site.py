@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .pages import landing_page, tables_page
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TITLE = "UncertSAM companion: the executed notebooks"
 INTRO = """\
 A notebook-first companion to *Towards Integrating Uncertainty for Domain-Agnostic Segmentation*
@@ -82,6 +83,21 @@ def describe_run(notebooks: list[Path]) -> str:
     return "`uncertsam reproduce` (papermill; each page shows the parameters it was given)"
 
 
+def static_copy(notebook: Path, target: Path) -> int:
+    """Copy ``notebook`` without its widget outputs (a static page cannot run a widget, and the text
+    fallback of one, such as a progress bar's, is a stale snapshot); returns how many were left out."""
+    content = json.loads(notebook.read_text(encoding="utf-8"))
+    dropped = 0
+    for cell in content.get("cells", []):
+        kept = [o for o in cell.get("outputs", []) if WIDGET_VIEW not in o.get("data", {})]
+        dropped += len(cell.get("outputs", [])) - len(kept)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    content.get("metadata", {}).pop("widgets", None)
+    target.write_text(json.dumps(content, ensure_ascii=False, indent=1), encoding="utf-8")
+    return dropped
+
+
 def write_sources(notebooks: list[Path], src: Path, *, figures: Path | None, tables: Path | None) -> None:
     """Lay out the Sphinx sources in ``src`` (emptied first)."""
     if src.exists():
@@ -89,7 +105,7 @@ def write_sources(notebooks: list[Path], src: Path, *, figures: Path | None, tab
     (src / "notebooks").mkdir(parents=True)
     (src / "_static").mkdir()
     for notebook in notebooks:
-        shutil.copy2(notebook, src / "notebooks" / notebook.name)
+        static_copy(notebook, src / "notebooks" / notebook.name)
     shown_figures = sorted(figures.glob("*.png")) if figures is not None and figures.is_dir() else []
     if shown_figures:
         (src / "figures").mkdir()
