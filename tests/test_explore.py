@@ -137,3 +137,33 @@ def test_drilldown_sorts_worst_first_by_the_metrics_direction():
     assert by_other["mask_id"].tolist() == [1, 2, 0] and "ause" in by_other.columns  # laplace's AUSE, largest first
     with pytest.raises(KeyError, match="varnet"):
         drilldown(frame, "pearson", "varnet")
+
+
+def test_the_drilldown_widget_opens_the_selected_object_in_the_explorer(benchmark, methods, nano_random, tmp_path,
+                                                                       one_thread):
+    pytest.importorskip("jupyter_bbox_widget")
+    from uncertsam_utils.data import SplitReader
+    from uncertsam_utils.evaluate import evaluate, load_results
+    from uncertsam_utils.explore.widgets import drilldown_widget, explorer_widget
+    from uncertsam_utils.model import Predictor
+
+    predictor = Predictor(nano_random.model)
+    evaluate(predictor, methods, SplitReader(benchmark, DATASET, "test"), tmp_path, seed=3, progress=False)
+    results = load_results(tmp_path)
+    view = explorer_widget(Explorer(predictor, methods, benchmark, [DATASET], seed=3))
+    panel = drilldown_widget(view, results, methods=list(methods), metrics=["pearson", "IoU", "ause"])
+    assert panel.method.value == "prompt" and len(panel.choice.options) == 4  # every object, worst Δ first
+    panel.metric.value = "IoU"
+    expected = drilldown(results, "IoU", "prompt")
+    label, index = panel.choice.options[-1]
+    assert index == 3 and label.startswith(f"{DATASET} image {expected.iloc[3]['image_id']} mask {expected.iloc[3]['mask_id']}")
+    panel.choice.value = index
+    panel.open_selected()
+    explorer = view.explorer
+    row = expected.iloc[3]
+    assert (explorer.image.image_id, int(explorer.exploration.metrics.query("box == @explorer.focus")["mask_id"].iloc[0])) == (
+        row["image_id"], row["mask_id"])
+    # The explorer shows the table's numbers for that object.
+    ours = explorer.exploration.metrics.query("method == 'prompt' and mask_id == @row.mask_id")["IoU"].iloc[0]
+    assert float(f"{ours:.6g}") == pytest.approx(row["prompt"])
+    assert view.image_id.value == row["image_id"]
