@@ -38,6 +38,8 @@ html_static_path = ["_static"]
 html_css_files = ["uncertsam.css"]
 html_theme_options = {{"show_navbar_depth": 1, "home_page_in_toc": True, "use_download_button": True,
                       "show_toc_level": 2}}
+html_context = {{"default_mode": "light"}}  # an explicit mode: the theme logs an error without one
+html_favicon = "_static/favicon.png"  # else browsers ask for /favicon.ico, which a static host lacks
 html_last_updated_fmt = None
 html_copy_source = False
 nb_execution_mode = "off"
@@ -83,6 +85,17 @@ def describe_run(notebooks: list[Path]) -> str:
     return "`uncertsam reproduce` (papermill; each page shows the parameters it was given)"
 
 
+def _favicon(path: Path) -> None:
+    """A 32-px icon in the gallery's magma colours (the uncertainty colour map of every figure)."""
+    import numpy as np
+    from matplotlib import colormaps
+    from PIL import Image
+
+    ramp = np.linspace(0, 1, 32)
+    values = np.sqrt(ramp[None, :] * ramp[:, None])
+    Image.fromarray((colormaps["magma"](values)[..., :3] * 255).astype(np.uint8)).save(path)
+
+
 def static_copy(notebook: Path, target: Path) -> int:
     """Copy ``notebook`` without its widget outputs (a static page cannot run a widget, and the text
     fallback of one, such as a progress bar's, is a stale snapshot); returns how many were left out."""
@@ -113,6 +126,7 @@ def write_sources(notebooks: list[Path], src: Path, *, figures: Path | None, tab
             shutil.copy2(figure, src / "figures" / figure.name)
     (src / "conf.py").write_text(CONF.format(title=TITLE))
     (src / "_static" / "uncertsam.css").write_text(CSS)
+    _favicon(src / "_static" / "favicon.png")
     intro = INTRO.format(how=describe_run(notebooks))
     (src / "index.md").write_text(landing_page(title=TITLE, intro=intro, tables=tables, figures=shown_figures,
                                                notebooks=notebooks), encoding="utf-8")
@@ -135,12 +149,18 @@ def build_site(notebooks_dir, out, *, figures=None, tables=None, work=None, quie
     work = Path(work) if work is not None else out.with_name(out.name + ".src")
     write_sources(notebooks, work / "src", figures=Path(figures) if figures else None,
                   tables=Path(tables) if tables else None)
-    if out.exists():
-        shutil.rmtree(out)
-    args = ["-b", "html", "-d", str(work / "doctrees"), "-E", str(work / "src"), str(out)]
+    # Sphinx writes into the work folder (myst-nb puts its image files beside the output folder, in
+    # jupyter_execute/), and the finished site is renamed into place.
+    html = work / "html"
+    for stale in (html, out):
+        if stale.exists():
+            shutil.rmtree(stale)
+    args = ["-b", "html", "-d", str(work / "doctrees"), "-E", str(work / "src"), str(html)]
     status = build_main((["-q"] if quiet else []) + args)
     if status != 0:
         raise RuntimeError(f"Sphinx failed ({status}) building {out} from {work / 'src'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html.rename(out)
     errors = {nb.name: n for nb in notebooks if (n := error_outputs(nb))}
     pages = [out / "notebooks" / f"{nb.stem}.html" for nb in notebooks]
     return SiteBuild(out, pages, time.perf_counter() - started, errors)

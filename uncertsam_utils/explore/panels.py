@@ -49,7 +49,9 @@ def method_panels(exploration: Exploration, image_size: int, *, objects=None, th
     truth = _truth_union(exploration, objects)
     names = list(exploration.results)
     columns = ["prediction + boxes", "uncertainty map"] + (["errors (vs. ground truth)"] if truth is not None else [])
-    fig, axes = plt.subplots(len(names), len(columns), figsize=(cell * len(columns) + 1.2, cell * len(names) + 0.5),
+    height, width = exploration.image.hw
+    column = cell * min(1.6, max(0.6, width / height))  # portrait images get narrower columns
+    fig, axes = plt.subplots(len(names), len(columns), figsize=(column * len(columns) + 1.2, cell * len(names) + 0.5),
                              squeeze=False, constrained_layout=True)
     image = exploration.image.image
     boxes_px = to_pixels(exploration.boxes[objects], exploration.image.hw, image_size)
