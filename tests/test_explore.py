@@ -14,7 +14,7 @@ from uncertsam_utils.explore import Explorer, drilldown, own_image
 from uncertsam_utils.explore.core import box_iou, from_pixels, match_ground_truth, to_pixels
 from uncertsam_utils.explore.widgets import from_widget_boxes, to_widget_boxes
 
-DATASET = "COD10K-v3"
+DATASET, OTHER = "COD10K-v3", "ISTD"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def benchmark(tmp_path_factory):
         masks[1][45:h - 4, w // 2:w - 3] = True
         items.append((image_id, smooth_image(rng, h, w), masks))
     write_split(root, DATASET, "test", items)
+    write_split(root, OTHER, "test", [(5, items[0][1], items[0][2])])
     return root
 
 
@@ -108,10 +109,11 @@ def test_own_image_says_which_file_it_cannot_read(tmp_path):
 
 def test_the_widget_recomputes_when_its_boxes_change(benchmark, methods, nano_random, one_thread):
     pytest.importorskip("jupyter_bbox_widget")
-    from uncertsam_utils.explore.widgets import explorer_widget
+    from uncertsam_utils.explore import OWN_IMAGE
+    from uncertsam_utils.explore.widgets import explorer_widget, png_bytes
     from uncertsam_utils.model import Predictor
 
-    explorer = Explorer(Predictor(nano_random.model), methods, benchmark, [DATASET], seed=0)
+    explorer = Explorer(Predictor(nano_random.model), methods, benchmark, [DATASET, OTHER], seed=0)
     view = explorer_widget(explorer)
     assert explorer.updates == 1 and len(view.boxes.bboxes) == 2 and view.boxes.image_bytes[:4] == b"\x89PNG"
     view.boxes.bboxes = view.boxes.bboxes + [{"x": 2, "y": 2, "width": 20, "height": 20, "label": "object"}]
@@ -120,6 +122,13 @@ def test_the_widget_recomputes_when_its_boxes_change(benchmark, methods, nano_ra
     assert explorer.updates == 2
     view.image_id.value = 1
     assert explorer.image.image_id == 1 and explorer.updates == 3
+    view.dataset.value = OTHER  # its first image has the same id as before: it must still open
+    assert (explorer.image.dataset, explorer.image.image_id) == (OTHER, 5) and list(view.image_id.options) == [5]
+    assert explorer.updates == 4
+    view._on_upload({"new": ({"name": "mine.png", "content": memoryview(png_bytes(explorer.image.image))},)})
+    assert explorer.image.dataset == OWN_IMAGE and len(explorer.boxes) == 0 and "draw a box" in view.status.value
+    view.boxes.bboxes = [{"x": 2, "y": 2, "width": 20, "height": 20, "label": "object"}]
+    assert explorer.updates == 5 and explorer.run().metrics.empty
 
 
 def test_drilldown_sorts_worst_first_by_the_metrics_direction():

@@ -119,12 +119,9 @@ class ExplorerWidget:
     def _on_dataset(self, change) -> None:
         if self._syncing:
             return
-        self._syncing = True
-        try:
-            self._image_options(change["new"])
-        finally:
-            self._syncing = False
-        self.image_id.value = self.image_id.options[0]
+        self.explorer.open_image(change["new"])  # its first image
+        self._sync_pickers()
+        self.refresh(image_changed=True)
 
     def _on_image(self, change) -> None:
         if self._syncing or change["new"] is None:
