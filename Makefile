@@ -13,9 +13,12 @@ export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter/config
 export IPYTHONDIR := $(CURDIR)/.jupyter/ipython
 export MPLCONFIGDIR := $(CURDIR)/.jupyter/mpl
 export MPLBACKEND := Agg
+# Notebook kernels draw inline instead, so that the executed notebooks (papermill's, nbval's) carry
+# their figures as outputs: the book shows them. The kernels inherit the variable from these commands.
+INLINE := MPLBACKEND=module://matplotlib_inline.backend_inline
 export PYTHONHASHSEED := 0
 
-.PHONY: env test reproduce bench pair
+.PHONY: env test reproduce bench pair book
 
 env: $(STAMP)
 
@@ -32,15 +35,27 @@ $(STAMP): requirements.txt pyproject.toml binder/overrides.json
 	touch $(STAMP)
 
 # Unit tests, then every notebook executed by nbval with the smoke profile (outputs go to
-# build/smoke/outputs, never over the committed figures/ and tables/).
+# build/smoke/outputs, never over the committed figures/ and tables/; nbval_capture writes the
+# executed notebooks to build/smoke/executed), then the browser tests that need that run: the book
+# built from it, and the explorer (notebook 10) in JupyterLab.
+BROWSER_AFTER_NOTEBOOKS := tests/test_book_browser.py tests/test_explorer_browser.py
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests $(addprefix --ignore=,$(BROWSER_AFTER_NOTEBOOKS))
 	$(BIN)/uncertsam reproduce --profile smoke --prepare-only --build-dir build/smoke
-	UNCERTSAM_OUTPUTS=$(CURDIR)/build/smoke/outputs $(BIN)/python -m pytest -q -p no:cacheprovider \
+	rm -rf build/smoke/executed
+	$(INLINE) UNCERTSAM_OUTPUTS=$(CURDIR)/build/smoke/outputs $(BIN)/python -m pytest -q -p no:cacheprovider \
+		-p uncertsam_utils.book.nbval_capture --nbval-executed build/smoke/executed \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with params/nbval_sanitize.cfg build/smoke/*.ipynb
+	UNCERTSAM_BOOK_NOTEBOOKS=$(CURDIR)/build/smoke/executed UNCERTSAM_BOOK_OUTPUTS=$(CURDIR)/build/smoke/outputs \
+		$(BIN)/python -m pytest -q $(BROWSER_AFTER_NOTEBOOKS)
 
 reproduce: $(STAMP)
-	$(BIN)/uncertsam reproduce
+	$(INLINE) $(BIN)/uncertsam reproduce
+
+# The executed notebooks of the last `make reproduce` (build/mini) as a static site: build/book/index.html
+# (Sphinx + myst-nb, offline). A numbered notebook without an executed copy there is executed first.
+book: $(STAMP)
+	$(INLINE) $(BIN)/python -m uncertsam_utils.book --profile mini --notebooks build/mini --out build/book
 
 bench: $(STAMP)
 	$(BIN)/uncertsam bench core
