@@ -58,7 +58,7 @@ drilldown_method = "laplace"  # the method compared with the baseline
 import matplotlib.pyplot as plt  # noqa: F401  (the inline backend shows the explorer's figures)
 from IPython.display import display
 
-from uncertsam_utils.evaluate import build_methods, find_fitted_parts
+from uncertsam_utils.evaluation import build_methods, find_fitted_parts
 from uncertsam_utils.explore import Explorer
 from uncertsam_utils.session import open_session
 
@@ -113,7 +113,7 @@ view.box
 
 # %%
 if drilldown:
-    from uncertsam_utils.evaluate import evaluate_cached, load_results
+    from uncertsam_utils.evaluation import evaluate_cached, load_results
     from uncertsam_utils.explore import drilldown as drilldown_table
 
     files = {"head": parts["head"], **{f"posterior:{k}": v for k, v in parts["posterior"].items()}}

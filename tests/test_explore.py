@@ -35,7 +35,7 @@ def benchmark(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def methods(nano_random):
-    from uncertsam_utils.evaluate import build_methods
+    from uncertsam_utils.evaluation import build_methods
 
     return build_methods(["baseline", "prompt"], nano_random, K=3)
 
@@ -62,7 +62,7 @@ def test_boxes_round_trip_between_frames_and_the_widget():
 
 def test_an_opened_object_scores_exactly_as_in_the_evaluation(benchmark, methods, nano_random, tmp_path, one_thread):
     from uncertsam_utils.data import SplitReader
-    from uncertsam_utils.evaluate import evaluate, load_results
+    from uncertsam_utils.evaluation import evaluate, load_results
     from uncertsam_utils.model import Predictor
 
     predictor = Predictor(nano_random.model)
@@ -152,7 +152,7 @@ def test_the_drilldown_widget_opens_the_selected_object_in_the_explorer(benchmar
                                                                        one_thread):
     pytest.importorskip("jupyter_bbox_widget")
     from uncertsam_utils.data import SplitReader
-    from uncertsam_utils.evaluate import evaluate, load_results
+    from uncertsam_utils.evaluation import evaluate, load_results
     from uncertsam_utils.explore.widgets import drilldown_widget, explorer_widget
     from uncertsam_utils.model import Predictor
 
