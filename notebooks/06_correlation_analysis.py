@@ -144,6 +144,7 @@ plt.show()
 # images. The CSV files hold the numbers (mean, lo, hi), the Markdown files the same as text.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 accuracy_metrics = ["IoU", "BIoU_2", "BIoU_1", "dice", "BER"]
 note = (f"Means over masks; [lo, hi]: 95 % bootstrap interval over images ({n_boot} resamples, seed {seed}). "
         f"Model {loaded.label}; data {Path(root).name}; split test; max_images {max_images}.") + coverage.note
@@ -165,6 +166,7 @@ display_table
 # best when the images are resampled (a paired bootstrap, the same resamples for every method).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 winner_tables = [analysis.winners(results, metric, n_boot=n_boot, seed=seed, methods=method_order)
                  for metric in ("pearson", "pearson_", "spearman", "auroc", "ause")]
 text = analysis.paper_claim(winner_tables[0], method_order) + "\n\n"
@@ -181,6 +183,7 @@ written += analysis.write_table(all_winners, tables_dir() / "06_winners", title=
 # combination's Pearson ρ and AUROC with its best component on each dataset.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 combinations = {name: list(m.components) for name, m in method_objects.items() if hasattr(m, "components")}
 combination_table = analysis.combination_gains(summary, combinations)
 combination_text = analysis.describe_combinations(combination_table)

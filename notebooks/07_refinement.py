@@ -144,6 +144,7 @@ summary = analysis.summarise(results, ["IoU", "BIoU_2"], n_boot=1000, seed=seed)
 # means over the datasets. The CSV holds every number with its 95 % bootstrap interval over images.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 note = (f"Means over masks; mean columns: unweighted mean over the {len(datasets)} datasets. Model {loaded.label}; "
         f"data {Path(root).name}; split test; max_images {max_images}; fusion modules: {fusion_images or 'all'} "
         f"fit/train images x {fusion_epochs} epoch(s), {clicks} prompt steps, exact init, seed {train_seed}.")
@@ -165,6 +166,7 @@ table1
 # `fusion-laplace` with plain mask-prompt refinement, and the ones-map variant with it.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 comparisons = [("fusion-laplace", "fusion-ones"), ("fusion-laplace", "mask-prompt"), ("fusion-ones", "mask-prompt"),
                ("fusion-entropy", "mask-prompt"), ("mask-prompt", "baseline")]
 paired = []
