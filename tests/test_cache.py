@@ -236,3 +236,18 @@ def test_a_method_that_fails_to_build_stops_unless_allowed(nano_random):
     with pytest.raises(KeyError, match="unknown method"):
         build_available(["baselne"], nano_random, allow_missing=True)
     torch.manual_seed(0)
+
+
+def test_an_unfinished_evaluation_is_resumed_not_removed_and_a_file_without_record_is_recomputed(tmp_path):
+    folder = tmp_path / "evaluations" / "06-x"
+    (folder / "BIG").mkdir(parents=True)
+    (folder / "BIG" / "baseline.csv").write_text("image_id\n")
+    said = []
+    assert not cache.reuse_entry(folder, said.append) and folder.is_dir() and said == []  # the driver resumes it
+    posterior = tmp_path / "laplace" / "p.pt"
+    posterior.parent.mkdir()
+    posterior.write_bytes(b"written before the record")
+    assert not cache.reuse_entry(posterior, said.append) and not posterior.exists()
+    assert "cache-entry" not in said[0] and "entry.json is missing" in said[0]
+    cache.record_entry(folder, "evaluations", {"k": 1})
+    assert cache.reuse_entry(folder, said.append) and cache.read_record(folder)["key"] == {"k": 1}

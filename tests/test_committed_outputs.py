@@ -29,7 +29,7 @@ def _texts(path: Path) -> str:
 def test_the_absolute_path_pattern_finds_machine_paths_only():
     assert ABSOLUTE.search("evaluated on `/work/main/.cache/UncertSAM-mini-v1-seed0`")
     assert ABSOLUTE.search("root ~/data") and ABSOLUTE.search(r"C:\Users\me")
-    for fine in ("fit/train", "|y − p|", "BIG/test", "…/UncertSAM", "0.5/1", "a / b", "https://x.org/a/b"[8:]):
+    for fine in ("fit/train", "|y − p|", "BIG/test", ".../UncertSAM", "0.5/1", "a / b", "https://x.org/a/b"[8:]):
         assert not ABSOLUTE.search(fine), fine
 
 

@@ -14,7 +14,7 @@ no notebook declares is an error. The paper profile is checked before any notebo
 (``check_profile``): every missing split under the data root and a missing checkpoint are named.
 
 The manifest holds no path of the machine that wrote it: an absolute path among the parameters (a
-data root, a checkpoint) is written as ``…/<its last part>``.
+data root, a checkpoint) is written as ``.../<its last part>``.
 
 Checked outputs (``checked_outputs``): ``--record-expected DIR`` writes each executed notebook's
 checked cells to ``DIR`` (``make expected``); ``--expected DIR`` with ``--prepare-only`` copies them
@@ -265,10 +265,10 @@ def _model_checksum(parameters: dict) -> str:
 
 def portable(parameters: dict) -> dict:
     """``parameters`` with every absolute path (a string starting with / or a drive letter) written as
-    ``…/<its last part>``: the manifest is committed and names no folder of the machine that wrote it."""
+    ``.../<its last part>``: the manifest is committed and names no folder of the machine that wrote it."""
     def short(value):
         if isinstance(value, str) and (value.startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
-            return f"…/{Path(value).name}"
+            return f".../{Path(value).name}"
         return value
 
     return {key: short(value) for key, value in parameters.items()}
