@@ -32,19 +32,25 @@ def is_checked(cell) -> bool:
 
 
 def _strip_metadata(notebook) -> None:
-    """Drop what changes between two runs with the same results (timings, papermill's run record)."""
+    """Drop what changes between two runs with the same results (timings, papermill's run record,
+    the progress bars' widget states)."""
     notebook.metadata.pop("papermill", None)
+    notebook.metadata.pop("widgets", None)
     for cell in notebook.cells:
         for key in ("papermill", "execution"):
             cell.metadata.pop(key, None)
 
 
-def record_expected(executed: Path, target: Path) -> Path:
+def record_expected(executed: Path, target: Path) -> Path | None:
     """``executed`` (a notebook run by papermill) written to ``target`` with the outputs of its checked
-    cells only (the others emptied, figures included, so the files stay small and readable)."""
+    cells only (the others emptied, figures included, so the files stay small and readable). A
+    notebook without checked cells has no expected file (an old one is removed); returns None."""
     import nbformat
 
     notebook = nbformat.read(executed, as_version=4)
+    if not any(is_checked(cell) for cell in notebook.cells):
+        Path(target).unlink(missing_ok=True)
+        return None
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
