@@ -183,7 +183,11 @@ def write_record(rows, args) -> None:
         nb_text = "<br>".join(f"`{n}`" for n in nbs) or ("not run" if args.unit_only else "**none**")
         lines.append(f"| {mutation.name} | `{mutation.path}`: {mutation.change} | {unit_text} | {unit_s:.0f} | "
                      f"{nb_text} | {nb_s:.0f} |")
-    lines += ["", f"Run on {time.strftime('%Y-%m-%d')}; durations on the project machine (2 shared CPU cores)."]
+    baseline = ("the unmutated notebooks passed first, filling it" if not (args.skip_baseline or args.unit_only) else
+                f"given (`--skip-baseline`): `{args.results_cache.relative_to(ROOT) if args.results_cache.is_relative_to(ROOT) else args.results_cache}`, "
+                "left by a passing `make test` notebook run")
+    lines += ["", f"Warm results cache: {baseline}.",
+              f"Run on {time.strftime('%Y-%m-%d')}; durations on the project machine (2 CPU cores shared with other work)."]
     (ROOT / "tests" / "MUTATIONS.md").write_text("\n".join(lines) + "\n")
 
 
