@@ -108,7 +108,7 @@ def _run(cmd: list[str], copy: Path, env: dict, log: Path) -> tuple[int, str, fl
 
 def failures(output: str) -> list[str]:
     """The failed test ids of a pytest run (its short summary)."""
-    return re.findall(r"^(?:FAILED|ERROR) (\S+)", output, flags=re.M)
+    return [m.strip() for m in re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", output, flags=re.M)]
 
 
 def unit_stage(copy: Path, mutation: Mutation, results_cache: Path) -> tuple[list[str], float]:
@@ -117,6 +117,12 @@ def unit_stage(copy: Path, mutation: Mutation, results_cache: Path) -> tuple[lis
     code, out, seconds = _run([sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", *first, *rest],
                               copy, _env(copy, results_cache), copy / "unit.log")
     return (failures(out) or ([f"exit status {code}"] if code else [])), seconds
+
+
+def cache_entries(results_cache: Path) -> set[str]:
+    """The entries of the results cache (evaluations, posteriors, heads, fusion modules)."""
+    return {f"{p.parent.name}/{p.name}" for kind in ("evaluations", "laplace", "varnet", "fusion")
+            for p in (results_cache / kind).glob("*") if not p.name.endswith((".json", ".resume.pt"))}
 
 
 def notebook_stage(copy: Path, notebooks: tuple[str, ...], results_cache: Path) -> tuple[list[str], float]:
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-baseline", action="store_true", help="the results cache is already warm")
     parser.add_argument("--record", action="store_true", help="write the results to tests/MUTATIONS.md")
     args = parser.parse_args(argv)
+    args.results_cache = args.results_cache.resolve()  # the commands run in the copies, the kernels in notebooks/
     chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
     notebooks = tuple(sorted({n for m in chosen for n in m.notebooks}))
     if not args.unit_only and not args.skip_baseline:
@@ -155,13 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         copy = make_copy(WORK / mutation.name.replace(" ", "-"), mutation)
         print(f"{mutation.name}: {mutation.path}: {mutation.change}", flush=True)
         unit = ([], 0.0) if args.notebooks_only else unit_stage(copy, mutation, args.results_cache)
+        before = cache_entries(args.results_cache)
         nbs = ([], 0.0) if args.unit_only else notebook_stage(copy, mutation.notebooks, args.results_cache)
-        rows.append((mutation, unit, nbs))
+        new = sorted(cache_entries(args.results_cache) - before)
+        rows.append((mutation, unit, nbs, new))
         print(f"  unit tests: {unit[0][:3] or 'none failed'} ({unit[1]:.0f} s)\n"
-              f"  notebooks {', '.join(mutation.notebooks)}: {nbs[0][:6] or 'none failed'} ({nbs[1]:.0f} s)", flush=True)
+              f"  notebooks {', '.join(mutation.notebooks)}: {nbs[0][:6] or 'none failed'} ({nbs[1]:.0f} s); "
+              f"recomputed into the warm cache: {new or 'nothing'}", flush=True)
     if args.record:
         write_record(rows, args)
-    caught = all((args.notebooks_only or u[0]) and (args.unit_only or n[0]) for _, u, n in rows)
+    caught = all((args.notebooks_only or u[0]) and (args.unit_only or n[0]) for _, u, n, _ in rows)
     print("every mutation was caught" if caught else "A MUTATION WAS NOT CAUGHT")
     return 0 if caught else 1
 
@@ -173,16 +183,18 @@ def write_record(rows, args) -> None:
         "Written by `python tests/mutation_check.py --record` (do not edit by hand). Each row: a one-line",
         "break of the package in a copy of the checkout, the first unit test that failed (`pytest -x`, the",
         "listed test files first), and the checked notebook cells that failed under nbval with the results",
-        "cache warm from an unmutated run (not cleared, so reused stale CSVs would pass).",
+        "cache warm from an unmutated run (not cleared, so reused stale CSVs would pass), and the cache",
+        "entries the mutated code computed anew (its keys cover the package's code, so none is reused).",
         "",
-        "| mutation | change | unit tests: first failure | s | smoke notebooks: failed cells | s |",
-        "|---|---|---|---:|---|---:|",
+        "| mutation | change | unit tests: first failure | s | smoke notebooks: failed cells | s | recomputed |",
+        "|---|---|---|---:|---|---:|---|",
     ]
-    for mutation, (unit, unit_s), (nbs, nb_s) in rows:
+    for mutation, (unit, unit_s), (nbs, nb_s), new in rows:
         unit_text = "<br>".join(f"`{u}`" for u in unit) or ("not run" if args.notebooks_only else "**none**")
         nb_text = "<br>".join(f"`{n}`" for n in nbs) or ("not run" if args.unit_only else "**none**")
+        new_text = "<br>".join(f"`{n}`" for n in new) or ("not run" if args.unit_only else "nothing")
         lines.append(f"| {mutation.name} | `{mutation.path}`: {mutation.change} | {unit_text} | {unit_s:.0f} | "
-                     f"{nb_text} | {nb_s:.0f} |")
+                     f"{nb_text} | {nb_s:.0f} | {new_text} |")
     baseline = ("the unmutated notebooks passed first, filling it" if not (args.skip_baseline or args.unit_only) else
                 f"given (`--skip-baseline`): `{args.results_cache.relative_to(ROOT) if args.results_cache.is_relative_to(ROOT) else args.results_cache}`, "
                 "left by a passing `make test` notebook run")
