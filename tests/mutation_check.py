@@ -42,7 +42,7 @@ class Mutation:
 
     @property
     def change(self) -> str:
-        return f"`{self.old}` → `{self.new}`"
+        return f"`{self.old}` → `{self.new}`".replace("|", "\\|")  # a table cell, even in code
 
 
 MUTATIONS = (
