@@ -344,16 +344,23 @@ def posterior_fingerprint(posterior) -> str:
 
 # ------------------------------------------------------------------------------------ caching, CLI
 
+def fusion_cache_key(root: Path, loaded_model, config: FusionTrainConfig, seed: int, posterior=None,
+                     limit: int | None = None) -> dict:
+    """What a module trained by ``train_or_load_fusion`` depends on (with ``artifacts.full_key``'s code
+    and libraries): the model, the recipe, the seed, the fit data's content, ``limit`` and the
+    Laplace first pass's posterior."""
+    return {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
+            "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
+            "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)}
+
+
 def cached_fusion_path(root: Path, loaded_model, config: FusionTrainConfig, seed: int, posterior=None,
                        limit: int | None = None) -> Path:
-    """Where ``train_or_load_fusion`` keeps the module trained from these inputs (under the cache folder)."""
-    from ..paths import cache_dir
+    """Where ``train_or_load_fusion`` keeps the module trained from these inputs (under the results cache)."""
+    from ..paths import results_cache_dir
 
-    digest = cache_digest({
-        "model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
-        "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
-        "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)})
-    return cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{digest}.pt"
+    digest = cache_digest(fusion_cache_key(root, loaded_model, config, seed, posterior, limit))
+    return results_cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{digest}.pt"
 
 
 def load_training_data(root: Path, size: int, *, limit: int | None = None, val_images: int = 64, progress: bool = False):
@@ -364,16 +371,20 @@ def load_training_data(root: Path, size: int, *, limit: int | None = None, val_i
 
 def train_or_load_fusion(root: Path, loaded_model, *, config: FusionTrainConfig, posterior=None, seed: int = 0,
                          limit: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> Path:
-    """The module for these inputs from the cache, training it first (resumably) when missing; its path."""
+    """The module for these inputs from the cache (verified), training it first (resumably) when missing; its path."""
+    from ..artifacts import full_key
+    from ..cache.entries import record_entry, reuse_entry
+
     path = cached_fusion_path(root, loaded_model, config, seed, posterior, limit)
-    if path.is_file():
-        log(f"using the cached fusion module {path}")
+    if reuse_entry(path, log):
+        log(f"using the cached fusion module {path.name}")
         return path
     train_data, val_data = load_training_data(Path(root), loaded_model.image_size, limit=limit,
                                               val_images=config.val_images, progress=progress)
     train_fusion(loaded_model, train_data, val_data, config=config, posterior=posterior, out=path, seed=seed,
-                 resume=True, progress=progress, extra_record={"data": {"root": str(Path(root).resolve()), "limit": limit}},
+                 resume=True, progress=progress, extra_record={"data": {"root": Path(root).name, "limit": limit}},
                  log=log)
+    record_entry(path, "fusion", full_key(fusion_cache_key(root, loaded_model, config, seed, posterior, limit)))
     return path
 
 
@@ -391,6 +402,7 @@ def find_fusion_modules(root: Path, loaded_model, variants, *, given: dict | Non
     ``<root>/fit/train`` (``limit``: its first N images) and cached. ``posterior`` (a file or a
     fitted posterior) is the Laplace first pass of ``fusion-laplace`` and ``fusion-ones``. Variants
     whose module is missing are left out of the result (``build_methods`` then says what is missing)."""
+    from ..cache.entries import reuse_entry
     from ..uq import METHODS
 
     given = dict(given or {})
@@ -411,7 +423,7 @@ def find_fusion_modules(root: Path, loaded_model, variants, *, given: dict | Non
             log(f"{name}: no Laplace posterior, so no first pass to train on")
             continue
         path = cached_fusion_path(Path(root), loaded_model, config, seed, posterior, limit)
-        if path.is_file() or train_missing:
+        if reuse_entry(path, log) or train_missing:
             out[name] = train_or_load_fusion(Path(root), loaded_model, config=config, posterior=posterior, seed=seed,
                                              limit=limit, progress=progress, log=log)
     return out
