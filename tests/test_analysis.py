@@ -307,3 +307,60 @@ def test_every_public_name_of_the_old_module_is_still_importable():
            "winners", "write_table"]
     assert all(hasattr(analysis, name) for name in old)
     assert not list(itertools.filterfalse(lambda n: hasattr(analysis, n), analysis.__all__))
+
+
+# ------------------------------------------------------------------------------------------ notebook rows and text
+
+def test_uncertainty_claims_decide_the_paper_rows_from_results():
+    frame = toy_results().replace({"method": {"good": "laplace", "bad": "varnet"}})
+    frame = pd.concat([frame, frame[frame.method == "varnet"].assign(method="baseline", pearson=lambda f: f.pearson + 0.1)])
+    frame["pearson_shared"], frame["auroc"] = frame["pearson"], frame["pearson"]
+    fit = frame[(frame.method == "baseline") & (frame.dataset == "A")].assign(dataset="fit", IoU=lambda f: f.IoU + 0.5)
+    claims = {c.id: c for c in analysis.uncertainty_claims(frame, fit, n_boot=200)}
+    assert claims["paper-laplace-correlates-best"].verdict == "holds"
+    assert claims["ours-laplace-best-by-fair-measures"].verdict == "holds"
+    assert claims["paper-varnet-worst"].verdict == "holds"
+    assert claims["paper-sam-degrades-on-shifted-domains"].verdict == "holds"
+    assert "baseline (each domain) − baseline on fit" in claims["paper-sam-degrades-on-shifted-domains"].evidence
+
+
+def test_refinement_claims_from_results_and_from_committed_tables():
+    rng = np.random.default_rng(3)
+    rows = []
+    for dataset in ("A", "B"):
+        for image in range(20):
+            base = 0.5 + 0.1 * rng.random()
+            for method, shift in (("baseline", 0.0), ("fusion-laplace", -0.1), ("fusion-ones", -0.102),
+                                  ("gt-mask-prompt", 0.2), ("mask-prompt", 0.005)):
+                rows.append({"dataset": dataset, "method": method, "image_id": image, "mask_id": 0,
+                             "IoU": base + shift + rng.normal(0, 0.005)})
+    frame = pd.DataFrame(rows)
+    claims = {c.id: c for c in analysis.refinement_claims(analysis.deltas_from_results(frame, n_boot=300),
+                                                          sorted(set(frame.method)))}
+    assert claims["paper-refinement-modest-gains"].verdict == "does not hold"
+    assert claims["paper-ones-map-like-laplace"].verdict == "holds"
+    assert claims["paper-gt-mask-bounds-refinement"].verdict == "holds"
+    numeric = analysis.numeric_table(analysis.summarise(frame, ["IoU"], n_boot=300), ["IoU"])
+    from_tables = analysis.refinement_claims(analysis.deltas_from_tables(numeric), sorted(set(frame.method)))
+    assert [c.verdict for c in from_tables][0] == "does not hold" and "normal approximation" in from_tables[0].test
+
+
+def test_generated_notebook_sentences():
+    text = analysis.describe_core(0.1, 0.01, 4, 3e-6, [0.8, 0.9])
+    assert "10 % of the encoder's time" in text and "3.0e-06" in text and "0.850" in text
+    spread = pd.DataFrame({"domain": ["A", "B"], "baseline H": [0.1, 0.2], "v H": [0.2, 0.1], "v MI": [0.0, 0.05]})
+    text = analysis.describe_spread(spread, "baseline H", {"v": ("v H", "v MI")})
+    assert "largest on B (0.0500)" in text and "above the baseline's on 1 of 2" in text and "exactly 0) on A" in text
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1, 0.5], "val_loss": [0.9, 0.8], "val_pearson": [0.3, 0.4],
+                            "val_pearson_variance": [0.35, 0.45], "val_pearson_entropy": [0.5, 0.5]}).set_index("epoch")
+    assert "does not correlate better" in analysis.describe_varnet_training(history, 2)
+    costs = pd.DataFrame({"model": ["m"] * 3, "method": ["baseline", "a", "b"], "ratio_to_baseline": [1, 2, 5],
+                          "flop_ratio_to_baseline": [1, 2, 1.5]})
+    assert "cheapest a at 2.00×" in analysis.describe_costs(costs) and "excess is b" in analysis.describe_costs(costs)
+    recipes = pd.DataFrame({"domain": ["A"], "H laplace": [0.1], "H paper": [0.3], "sd laplace": [0.01], "sd paper": [1.0]})
+    assert "100 times" in analysis.describe_laplace_recipes({"x": [74.0]}, recipes)
+    stats = pd.DataFrame({"dataset": ["fit", "A", "B"], "split": ["test"] * 3, "images": [10, 5, 5], "masks": [30, 5, 20],
+                          "masks_per_image": [3.0, 1.0, 4.0], "mean_area_frac": [0.04, 0.1, 0.01],
+                          "mean_box_side_frac": [0.2, 0.3, 0.1]})
+    text = analysis.describe_benchmark(stats)
+    assert "2 test domains with 10 test images and 25 masks" in text and "1 of 2 domains have larger boxes (A)" in text

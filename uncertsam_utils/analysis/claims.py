@@ -161,3 +161,19 @@ def rank_claim(id: str, statement: str, means: pd.DataFrame, lead: pd.DataFrame,
                       f"excluding 0 in its favour, does not hold if another is {word} with the interval excluding 0 "
                       "in its favour, else inconclusive",
                  rests_on=rests_on(lead, extra_rests_on), notebook=notebook)
+
+
+def joint_claim(id: str, statement: str, parts: Sequence[Claim], *, notebook: str, source: str = "ours",
+                paper_verdict: str | None = None) -> Claim:
+    """A claim that holds when every part holds, does not hold when one part does not, else inconclusive."""
+    if not parts:
+        raise ValueError("joint_claim needs at least one part")
+    verdicts = [p.verdict for p in parts]
+    verdict = ("does not hold" if "does not hold" in verdicts
+               else "holds" if set(verdicts) == {"holds"} else "inconclusive")
+    evidence = " | ".join(f"{p.evidence} [{p.verdict}]" for p in parts)
+    test = "holds if every part holds, does not hold if one does not, else inconclusive; parts: " + " | ".join(
+        p.test for p in parts)
+    return Claim(id=id, source=source, statement=statement,
+                 paper_verdict=paper_verdict or ("holds" if source == "paper" else "not tested"), verdict=verdict,
+                 evidence=evidence, test=test, rests_on=parts[0].rests_on, notebook=notebook)

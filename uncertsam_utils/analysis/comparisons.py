@@ -153,7 +153,7 @@ def difference_between_splits(frame_a: pd.DataFrame, frame_b: pd.DataFrame, metr
         boot = resampled_means(sums, counts, bootstrap_weights(images, n_boot, seed, f"split|{dataset}")) - ref_boot
         lo, hi = percentile_interval(boot, level)
         mean_a, mean_b = sums.sum() / counts.sum(), ref_sums.sum() / ref_counts.sum()
-        rows.append({"dataset": dataset, "metric": metric, "method_a": f"{group['method'].iloc[0]} on {dataset}",
+        rows.append({"dataset": dataset, "metric": metric, "method_a": f"{group['method'].iloc[0]} (each domain)",
                      "method_b": f"{ref_method} on {ref_name}", "mean_a": mean_a, "mean_b": mean_b,
                      "difference": mean_a - mean_b, "lo": lo, "hi": hi, "p_two_sided": bootstrap_p(boot),
                      "images": len(images), "masks": int(counts.sum())})
