@@ -119,3 +119,10 @@ def test_a_run_without_the_baseline_still_fills_the_shared_columns(bench, nano_r
     b = load_results(without)
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
     assert a["spearman_shared"].notna().all()
+
+
+def test_identical_samples_give_their_own_logit_and_no_mutual_information():
+    z = torch.randn(5, 7) * 20
+    same = z[None].expand(10, 5, 7)
+    assert torch.equal(mean_probability_logit(same, 0), z)
+    assert torch.equal(mutual_information_from_logits(same, 0), torch.zeros(5, 7))

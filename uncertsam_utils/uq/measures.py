@@ -51,19 +51,27 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def mean_probability_logit(logit_samples: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """logit(mean_s σ(z_s)) over ``dim``, in log space (see the module docstring); z itself for one sample."""
+    """logit(mean_s σ(z_s)) over ``dim``, in log space (see the module docstring).
+
+    Written relative to the first sample z_1, z̄ = z_1 + logsumexp_s(ℓ(z_s) − ℓ(z_1)) − logsumexp_s(ℓ(−z_s) − ℓ(−z_1))
+    with ℓ = logsigmoid (ℓ(z) − ℓ(−z) = z), so that identical samples give z_1 exactly (both sums are log S),
+    and one sample gives z itself."""
     z = logit_samples.float()
+    first = z.narrow(dim, 0, 1)
     if z.shape[dim] == 1:
-        return z.squeeze(dim).clone()
-    return torch.logsumexp(F.logsigmoid(z), dim) - torch.logsumexp(F.logsigmoid(-z), dim)
+        return first.squeeze(dim).clone()
+    positive = torch.logsumexp(F.logsigmoid(z) - F.logsigmoid(first), dim)
+    negative = torch.logsumexp(F.logsigmoid(-z) - F.logsigmoid(-first), dim)
+    return first.squeeze(dim) + (positive - negative)
 
 
 def mutual_information_from_logits(logit_samples: torch.Tensor, dim: int = 0,
                                    mean_logit: torch.Tensor | None = None) -> torch.Tensor:
-    """BALD: H(z̄) − mean_s H(z_s) ≥ 0 (clipped at 0 against rounding); ``mean_logit`` z̄ if already computed."""
+    """BALD: mean_s [H(z̄) − H(z_s)] ≥ 0 (clipped at 0 against rounding; exactly 0 for identical samples);
+    ``mean_logit`` z̄ if already computed."""
     z = logit_samples.float()
     zbar = mean_probability_logit(z, dim) if mean_logit is None else mean_logit
-    return (entropy_from_logits(zbar) - entropy_from_logits(z).mean(dim)).clamp_min(0.0)
+    return (entropy_from_logits(zbar).unsqueeze(dim) - entropy_from_logits(z)).mean(dim).clamp_min(0.0)
 
 
 def mutual_information(prob_samples: torch.Tensor, dim: int = 0, eps: float = EPS) -> torch.Tensor:
