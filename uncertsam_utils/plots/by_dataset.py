@@ -166,9 +166,10 @@ def interval_figure(numeric, metric: str, *, datasets, methods, mean_summary=Non
                                      "hi": np.nan})
     means_panel(ax_mean, mean_summary, metric, methods, ylabel=label or metric)
     ax_mean.set_title("mean over datasets", fontsize=9)
-    ax.legend(loc="lower left", fontsize=7, ncol=2, frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8, frameon=False)
     ax.set_title("per dataset: mean over masks with 95 % bootstrap interval over images", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

@@ -71,7 +71,7 @@ def _legend(fig) -> None:
 
     handles = [Line2D([], [], color=TARGET_OUTLINE, linestyle="--", label="ground truth (dashed)"),
                Line2D([], [], color=PREDICTION_OUTLINE, label="prediction (solid), filled in the method's colour")]
-    legend = fig.legend(handles=handles, loc="lower right", fontsize=7, frameon=True, facecolor="0.35")
+    legend = fig.legend(handles=handles, loc="upper right", fontsize=7, frameon=True, facecolor="0.35")
     for text in legend.get_texts():
         text.set_color("white")
 
