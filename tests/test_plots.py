@@ -150,3 +150,14 @@ def test_qualitative_grid_has_a_legend_on_every_error_map_and_states_its_rule(tm
 def test_percentile_map_ranks_values_with_ties():
     values = np.array([[0.0, 1.0], [1.0, 5.0]])
     np.testing.assert_allclose(plots.percentile_map(values), [[0.0, 0.5], [0.5, 1.0]])
+
+
+def test_crop_window_keeps_a_small_object_visible_and_stays_inside_the_image():
+    gt = np.zeros((400, 600), bool)
+    gt[10:14, 590:596] = True  # a few pixels near a corner
+    rows, cols = plots.crop_window(gt, (589, 9, 597, 15))
+    assert rows.start == 0 and cols.stop == 600  # clipped
+    assert rows.stop - rows.start >= 24 and cols.stop - cols.start >= 24
+    assert gt[rows, cols].sum() == gt.sum()  # the whole object is inside
+    big = np.ones((50, 60), bool)
+    assert plots.crop_window(big, (0, 0, 60, 50)) == (slice(0, 50), slice(0, 60))

@@ -19,7 +19,17 @@ from __future__ import annotations
 from .by_dataset import delta_panel, figure3, interval_figure, means_panel, metric_by_dataset
 from .comparison import ComparisonRow, comparison_rows, method_comparison_grid
 from .curves import reliability_diagrams, reliability_table, risk_coverage_curves, risk_coverage_table
-from .overlays import box_to_original_frame, draw_box, draw_boxes, error_image, error_legend, outline, overlay_masks, tint
+from .overlays import (
+    box_to_original_frame,
+    crop_window,
+    draw_box,
+    draw_boxes,
+    error_image,
+    error_legend,
+    outline,
+    overlay_masks,
+    tint,
+)
 from .palette import (
     COMBINATION_COLOURS,
     FALSE_NEGATIVE_COLOUR,
@@ -52,7 +62,7 @@ __all__ = [
     "COMBINATION_COLOURS", "ComparisonRow", "ExampleImage", "FALSE_NEGATIVE_COLOUR", "FALSE_POSITIVE_COLOUR",
     "FIGURE_GROUPS", "INSTANCE_COLOURS", "MAP_LABELS", "MAP_RANGES", "MEDIAN_AREA_RULE", "METHOD_COLOURS",
     "METHOD_MARKERS", "QualitativeRow", "RefinementExample", "UNCERTAINTY_CMAP", "box_to_original_frame",
-    "comparison_rows", "delta_panel", "draw_box", "draw_boxes", "error_image", "error_legend", "evaluation_colour",
+    "comparison_rows", "crop_window", "delta_panel", "draw_box", "draw_boxes", "error_image", "error_legend", "evaluation_colour",
     "example_objects", "figure3", "interval_figure", "means_panel", "median_area_images", "method_colour",
     "method_comparison_grid", "method_marker", "metric_by_dataset", "outline", "overlay_masks", "percentile_map",
     "qualitative_grid", "qualitative_rows", "refinement_examples", "refinement_grid", "reliability_diagrams",

@@ -1,10 +1,11 @@
 """Every method on the same objects, side by side.
 
-Columns: the image with its box and the ground truth outlined, the shared error target (the
+Columns: the image (cropped around the object) with its box and the ground truth outlined, the
+shared error target (the
 baseline's soft error |y − p|, what ``pearson_shared`` correlates with), then each method's default
 map as **percentile ranks** within the object's image (0–1, one colour scale for all): maps live on
 different scales (nats, variances), and the ranks show where each method puts its uncertainty, which
-is what the rank correlations and AUROC measure. The rows are objects chosen by a stated rule
+is what the rank correlations and AUROC measure (ranks within the window shown). The rows are objects chosen by a stated rule
 (``analysis.select_examples``), named in the caption.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .overlays import box_to_original_frame, draw_box, outline
+from .overlays import box_to_original_frame, crop_window, draw_box, outline
 from .palette import UNCERTAINTY_CMAP, evaluation_colour
 from .qualitative import _clean, _save, example_objects, percentile_map
 
@@ -31,8 +32,10 @@ class ComparisonRow:
 
 
 def comparison_rows(predictor, methods: dict, data_root, chosen, *, seed: int = 0, split: str = "test",
-                    reference: str = "baseline") -> list[ComparisonRow]:
-    """One row per object of ``chosen`` (rows with dataset, image_id, mask_id and optionally rule, delta)."""
+                    reference: str = "baseline", crop: bool = True) -> list[ComparisonRow]:
+    """One row per object of ``chosen`` (rows with dataset, image_id, mask_id and optionally rule, delta),
+    cropped to a window around the object (``overlays.crop_window``; the maps' percentile ranks are
+    taken within that window)."""
     import torch
 
     from ..metrics import soft_error_from_logits
@@ -56,9 +59,11 @@ def comparison_rows(predictor, methods: dict, data_root, chosen, *, seed: int = 
         error = soft_error_from_logits(full.logits[k], torch.from_numpy(gt)).cpu().numpy()
         label = labels.get((shown.dataset, shown.image_id, int(shown.mask_ids[k])))
         extra = f"\n{label.rule}, Δ {label.delta:+.3f}" if label is not None and hasattr(label, "rule") else ""
-        rows.append(ComparisonRow(f"{shown.dataset} #{shown.image_id}{extra}", shown.image,
-                                  box_to_original_frame(shown.boxes[k], base.orig_hw, predictor.image_size), gt,
-                                  error, maps))
+        box = box_to_original_frame(shown.boxes[k], base.orig_hw, predictor.image_size)
+        ys, xs = crop_window(gt, box) if crop else (slice(None), slice(None))
+        shift = np.array([xs.start or 0, ys.start or 0] * 2, dtype=np.float32)
+        rows.append(ComparisonRow(f"{shown.dataset} #{shown.image_id}{extra}", shown.image[ys, xs], box - shift,
+                                  gt[ys, xs], error[ys, xs], {n: m[ys, xs] for n, m in maps.items()}))
     return rows
 
 

@@ -70,3 +70,19 @@ def box_to_original_frame(boxes, orig_hw: tuple[int, int], image_size: int) -> n
     height, width = orig_hw
     scale = np.array([width, height, width, height], dtype=np.float32) / image_size
     return np.asarray(boxes, dtype=np.float32) * scale
+
+
+def crop_window(gt: np.ndarray, box, *, pad: float = 0.6, min_side: int = 48) -> tuple[slice, slice]:
+    """Rows and columns of a window around an object (its mask and its xyxy box), padded by ``pad`` times
+    its size on each side and at least ``min_side`` pixels, clipped to the image: small objects stay visible."""
+    height, width = gt.shape
+    ys, xs = np.nonzero(gt)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if ys.size:
+        x0, y0, x1, y1 = min(x0, xs.min()), min(y0, ys.min()), max(x1, xs.max() + 1), max(y1, ys.max() + 1)
+    half_w = max((x1 - x0) * (0.5 + pad), min_side / 2)
+    half_h = max((y1 - y0) * (0.5 + pad), min_side / 2)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    rows = slice(int(max(0, np.floor(cy - half_h))), int(min(height, np.ceil(cy + half_h))))
+    cols = slice(int(max(0, np.floor(cx - half_w))), int(min(width, np.ceil(cx + half_w))))
+    return rows, cols

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .overlays import box_to_original_frame, draw_box, outline, tint
+from .overlays import box_to_original_frame, crop_window, draw_box, outline, tint
 from .palette import MAP_LABELS, MAP_RANGES, UNCERTAINTY_CMAP, evaluation_colour
 from .qualitative import _clean, _save, example_objects
 
@@ -31,10 +31,10 @@ class RefinementExample:
 
 def refinement_examples(predictor, methods: dict, data_root, datasets=None, *, uncertainty_method,
                         images_per_domain: int = 1, seed: int = 0, split: str = "test", chosen=None,
-                        rule: str = "median-area") -> list[RefinementExample]:
+                        rule: str = "median-area", crop: bool = True) -> list[RefinementExample]:
     """The objects of ``chosen`` (rows dataset, image_id, mask_id[, rule, delta]), or per dataset by ``rule``
     (``plots.example_objects``), predicted by every method of ``methods`` (name → instance), with
-    ``uncertainty_method``'s map."""
+    ``uncertainty_method``'s map; cropped to a window around the object (``overlays.crop_window``)."""
     import torch
 
     from ..uq import image_generator
@@ -59,10 +59,11 @@ def refinement_examples(predictor, methods: dict, data_root, datasets=None, *, u
                     predictions[name] = (full.logits[k] > 0).cpu().numpy()
         label = labels.get((shown.dataset, shown.image_id, int(shown.mask_ids[k])))
         extra = f"\n{label.rule}, Δ {label.delta:+.3f}" if label is not None and hasattr(label, "rule") else ""
-        examples.append(RefinementExample(
-            f"{shown.title}{extra}", shown.image,
-            box_to_original_frame(shown.boxes[k], result.orig_hw, predictor.image_size),
-            shown.masks[k].astype(bool), uncertainty, predictions))
+        box, gt = box_to_original_frame(shown.boxes[k], result.orig_hw, predictor.image_size), shown.masks[k].astype(bool)
+        ys, xs = crop_window(gt, box) if crop else (slice(None), slice(None))
+        shift = np.array([xs.start or 0, ys.start or 0] * 2, dtype=np.float32)
+        examples.append(RefinementExample(f"{shown.title}{extra}", shown.image[ys, xs], box - shift, gt[ys, xs],
+                                          uncertainty[ys, xs], {n: p[ys, xs] for n, p in predictions.items()}))
     return examples
 
 
