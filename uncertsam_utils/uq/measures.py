@@ -71,7 +71,10 @@ def mutual_information_from_logits(logit_samples: torch.Tensor, dim: int = 0,
     ``mean_logit`` z̄ if already computed."""
     z = logit_samples.float()
     zbar = mean_probability_logit(z, dim) if mean_logit is None else mean_logit
-    return (entropy_from_logits(zbar).unsqueeze(dim) - entropy_from_logits(z)).mean(dim).clamp_min(0.0)
+    zbar = zbar.unsqueeze(dim)
+    # a sample equal to the mean contributes exactly 0 (vectorised and scalar kernels may round H differently)
+    gap = torch.where(z == zbar, 0.0, entropy_from_logits(zbar) - entropy_from_logits(z))
+    return gap.mean(dim).clamp_min(0.0)
 
 
 def mutual_information(prob_samples: torch.Tensor, dim: int = 0, eps: float = EPS) -> torch.Tensor:
