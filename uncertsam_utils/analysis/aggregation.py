@@ -134,23 +134,28 @@ def dataset_mean_summary(frame: pd.DataFrame, metrics: Sequence[str], *, n_boot:
     """Per method and metric: the unweighted mean over datasets of the dataset means, with the
     bootstrap interval of that mean (module docstring); columns method, metric, mean, lo, hi, datasets."""
     datasets = sorted(frame["dataset"].unique())
-    rows = []
-    for method, by_method in frame.groupby("method", sort=True):
-        present = sorted(by_method["dataset"].unique())
-        if present != datasets and not allow_missing:
-            raise ValueError(f"{method} has results on {len(present)} of the {len(datasets)} datasets "
-                             f"(missing: {sorted(set(datasets) - set(present))}); pass allow_missing=True to "
+    present = frame.groupby("method")["dataset"].unique()
+    for method, sets in present.items():
+        if sorted(sets) != datasets and not allow_missing:
+            raise ValueError(f"{method} has results on {len(sets)} of the {len(datasets)} datasets "
+                             f"(missing: {sorted(set(datasets) - set(sets))}); pass allow_missing=True to "
                              "average over the datasets it has")
-        for metric in metrics:
-            means, boots = [], []
-            for dataset in present:
-                group = by_method[by_method["dataset"] == dataset]
-                images = np.sort(frame.loc[frame["dataset"] == dataset, "image_id"].unique())
+    parts: dict = {}  # (method, metric) -> ([dataset means], [resampled means])
+    for dataset, by_dataset in frame.groupby("dataset", sort=True):
+        images = np.sort(by_dataset["image_id"].unique())
+        weights = bootstrap_weights(images, n_boot, seed, dataset)
+        for method, group in by_dataset.groupby("method", sort=True):
+            for metric in metrics:
                 sums, counts = image_sums(group, metric, images)
                 if counts.sum() == 0:
                     continue
+                means, boots = parts.setdefault((method, metric), ([], []))
                 means.append(sums.sum() / counts.sum())
-                boots.append(resampled_means(sums, counts, bootstrap_weights(images, n_boot, seed, dataset)))
+                boots.append(resampled_means(sums, counts, weights))
+    rows = []
+    for method in sorted(present.index):
+        for metric in metrics:
+            means, boots = parts.get((method, metric), ([], []))
             mean = float(np.mean(means)) if means else math.nan
             lo, hi = percentile_interval(np.mean(boots, axis=0), level) if boots and n_boot > 0 else (math.nan,) * 2
             rows.append({"method": method, "metric": metric, "mean": mean, "lo": lo, "hi": hi, "datasets": len(means)})

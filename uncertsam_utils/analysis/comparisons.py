@@ -91,30 +91,44 @@ def paired_difference(frame: pd.DataFrame, method_a: str, method_b: str, metric:
                       seed: int = 0, level: float = 0.95, alpha: float = ALPHA) -> pd.DataFrame:
     """Per dataset (and their mean): mean(``metric``, a) − mean(``metric``, b) over the masks both scored,
     with a paired bootstrap over images and Holm's correction across the datasets (module docstring)."""
-    rows, boots = [], []
+    return paired_differences(frame, method_a, method_b, [metric], n_boot=n_boot, seed=seed, level=level,
+                              alpha=alpha)[metric]
+
+
+def paired_differences(frame: pd.DataFrame, method_a: str, method_b: str, metrics: Sequence[str], *,
+                       n_boot: int = 10000, seed: int = 0, level: float = 0.95,
+                       alpha: float = ALPHA) -> dict[str, pd.DataFrame]:
+    """``paired_difference`` for several metrics at once (one merge and one set of resamples per dataset):
+    metric → Δ table."""
+    rows = {m: [] for m in metrics}
+    boots = {m: [] for m in metrics}
+    keys = ["image_id", "mask_id"]
     for dataset, by_dataset in frame.groupby("dataset", sort=True):
-        a = by_dataset[by_dataset["method"] == method_a]
-        b = by_dataset[by_dataset["method"] == method_b]
+        a = by_dataset.loc[by_dataset["method"] == method_a, keys + list(metrics)]
+        b = by_dataset.loc[by_dataset["method"] == method_b, keys + list(metrics)]
         if a.empty or b.empty:
             continue
-        keys = ["image_id", "mask_id"]
-        both = a[keys + [metric]].merge(b[keys + [metric]], on=keys, suffixes=("_a", "_b"))
-        both = both[np.isfinite(both[f"{metric}_a"]) & np.isfinite(both[f"{metric}_b"])]
-        if both.empty:
-            continue
+        both = a.merge(b, on=keys, suffixes=("_a", "_b"))
         images = np.sort(by_dataset["image_id"].unique())
+        index = pd.Index(images).get_indexer(both["image_id"].to_numpy())
         weights = bootstrap_weights(images, n_boot, seed, f"paired|{dataset}")
-        sums_a, counts = image_sums(both.rename(columns={f"{metric}_a": metric}), metric, images)
-        sums_b, _ = image_sums(both.rename(columns={f"{metric}_b": metric}), metric, images)
-        boot = resampled_means(sums_a, counts, weights) - resampled_means(sums_b, counts, weights)
-        lo, hi = percentile_interval(boot, level)
-        rows.append({"dataset": dataset, "metric": metric, "method_a": method_a, "method_b": method_b,
-                     "mean_a": sums_a.sum() / counts.sum(), "mean_b": sums_b.sum() / counts.sum(),
-                     "difference": (sums_a.sum() - sums_b.sum()) / counts.sum(), "lo": lo, "hi": hi,
-                     "p_two_sided": bootstrap_p(boot), "images": int(both["image_id"].nunique()),
-                     "masks": len(both)})
-        boots.append(boot)
-    return _finish(rows, boots, level, alpha)
+        for metric in metrics:
+            va, vb = both[f"{metric}_a"].to_numpy(np.float64), both[f"{metric}_b"].to_numpy(np.float64)
+            ok = np.isfinite(va) & np.isfinite(vb)
+            if not ok.any():
+                continue
+            sums_a = np.bincount(index[ok], weights=va[ok], minlength=len(images))
+            sums_b = np.bincount(index[ok], weights=vb[ok], minlength=len(images))
+            counts = np.bincount(index[ok], minlength=len(images)).astype(np.float64)
+            boot = resampled_means(sums_a, counts, weights) - resampled_means(sums_b, counts, weights)
+            lo, hi = percentile_interval(boot, level)
+            rows[metric].append({
+                "dataset": dataset, "metric": metric, "method_a": method_a, "method_b": method_b,
+                "mean_a": sums_a.sum() / counts.sum(), "mean_b": sums_b.sum() / counts.sum(),
+                "difference": (sums_a.sum() - sums_b.sum()) / counts.sum(), "lo": lo, "hi": hi,
+                "p_two_sided": bootstrap_p(boot), "images": int(np.unique(index[ok]).size), "masks": int(ok.sum())})
+            boots[metric].append(boot)
+    return {m: _finish(rows[m], boots[m], level, alpha) for m in metrics}
 
 
 def delta_vs_baseline(frame: pd.DataFrame, metrics: Sequence[str], *, baseline: str = "baseline",
@@ -124,8 +138,9 @@ def delta_vs_baseline(frame: pd.DataFrame, metrics: Sequence[str], *, baseline: 
     family per method and metric, across the datasets. ``better`` is Δ in the metric's better direction
     (×−1 for lower-is-better metrics, NaN for descriptive ones)."""
     names = [m for m in (methods or sorted(frame["method"].unique())) if m != baseline]
-    tables = [paired_difference(frame, name, baseline, metric, n_boot=n_boot, seed=seed, level=level, alpha=alpha)
-              for name in names for metric in metrics]
+    tables = [table for name in names
+              for table in paired_differences(frame, name, baseline, metrics, n_boot=n_boot, seed=seed, level=level,
+                                              alpha=alpha).values()]
     tables = [t for t in tables if not t.empty]
     if not tables:
         return pd.DataFrame(columns=DELTA_COLUMNS + ["better"])

@@ -21,6 +21,13 @@ from .palette import UNCERTAINTY_CMAP, evaluation_colour
 from .qualitative import _clean, _save, example_objects, percentile_map
 
 
+def _object_map(values, k: int, orig_hw) -> np.ndarray:
+    """Object ``k``'s low-resolution map upsampled to the image (only that one: images may be large)."""
+    from ..model.predictor import Predictor
+
+    return Predictor.upsample(values[k:k + 1].float(), orig_hw)[0].cpu().numpy()
+
+
 @dataclass
 class ComparisonRow:
     title: str
@@ -49,14 +56,18 @@ def comparison_rows(predictor, methods: dict, data_root, chosen, *, seed: int = 
             encoding = predictor.encode(shown.image, use_cache=False)
             base = (methods.get(reference) or make_method("baseline")).predict(predictor, shown.image, shown.boxes,
                                                                                encoding=encoding)
-            maps = {}
-            for name, method in methods.items():
-                result = method.predict(predictor, shown.image, shown.boxes, encoding=encoding,
-                                        generator=image_generator(seed, shown.dataset, shown.image_id))
-                maps[name] = result.at_original_size().uncertainty[k].cpu().numpy()
-        full = base.at_original_size()
+            results = {}
+            for name, method in sorted(methods.items(), key=lambda item: hasattr(item[1], "components")):
+                kwargs = {}
+                if hasattr(method, "components"):  # reuse the evaluated components' results, as the driver does
+                    kwargs["precomputed"] = {key: results[other] for key, comp in method.components.items()
+                                             for other in results if methods[other] is comp}
+                results[name] = method.predict(predictor, shown.image, shown.boxes, encoding=encoding,
+                                               generator=image_generator(seed, shown.dataset, shown.image_id), **kwargs)
+            maps = {name: _object_map(results[name].uncertainty, k, results[name].orig_hw) for name in methods}
         gt = shown.masks[k].astype(bool)
-        error = soft_error_from_logits(full.logits[k], torch.from_numpy(gt)).cpu().numpy()
+        logits = torch.from_numpy(_object_map(base.logits, k, base.orig_hw))
+        error = soft_error_from_logits(logits, torch.from_numpy(gt)).numpy()
         label = labels.get((shown.dataset, shown.image_id, int(shown.mask_ids[k])))
         extra = f"\n{label.rule}, Δ {label.delta:+.3f}" if label is not None and hasattr(label, "rule") else ""
         box = box_to_original_frame(shown.boxes[k], base.orig_hw, predictor.image_size)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .overlays import box_to_original_frame, crop_window, draw_box, outline, tint
 from .palette import MAP_LABELS, MAP_RANGES, UNCERTAINTY_CMAP, evaluation_colour
+from .comparison import _object_map
 from .qualitative import _clean, _save, example_objects
 
 PREDICTION_OUTLINE = "#ffd400"
@@ -52,11 +53,10 @@ def refinement_examples(predictor, methods: dict, data_root, datasets=None, *, u
                 kwargs = {"gt_masks": shown.input_masks} if method.needs_ground_truth else {}
                 result = method.predict(predictor, shown.image, shown.boxes, encoding=encoding,
                                         generator=image_generator(seed, shown.dataset, shown.image_id), **kwargs)
-                full = result.at_original_size()
                 if name == "_map":
-                    uncertainty = full.uncertainty[k].cpu().numpy()
+                    uncertainty = _object_map(result.uncertainty, k, result.orig_hw)
                 else:
-                    predictions[name] = (full.logits[k] > 0).cpu().numpy()
+                    predictions[name] = _object_map(result.logits, k, result.orig_hw) > 0
         label = labels.get((shown.dataset, shown.image_id, int(shown.mask_ids[k])))
         extra = f"\n{label.rule}, Δ {label.delta:+.3f}" if label is not None and hasattr(label, "rule") else ""
         box, gt = box_to_original_frame(shown.boxes[k], result.orig_hw, predictor.image_size), shown.masks[k].astype(bool)
