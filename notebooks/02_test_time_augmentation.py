@@ -157,10 +157,10 @@ spread.round(4)
 # ## What this shows
 #
 # Generated from the table above. One property of the `hue` transform to read it with: on grey
-# images (the CT slices of MSD_Spleen) the saturation is zero, so rotating the hue changes nothing,
-# all T copies are identical and the mutual information is exactly 0 — hue TTA cannot flag anything
-# there; the in-domain jitter (brightness, contrast) can. How well each map finds the errors is
-# measured in notebook 06.
+# images (the CT slices of MSD_Spleen) the saturation is zero, so rotating the hue changes nothing
+# but rounding, the T copies agree and the mutual information vanishes — hue TTA cannot flag
+# anything there; the in-domain jitter (brightness, contrast) can. How well each map finds the
+# errors is measured in notebook 06.
 
 # %%
 print(analysis.describe_spread(spread, "baseline H", {"TTA (hue)": ("hue H", "hue MI"),

@@ -350,7 +350,7 @@ def test_generated_notebook_sentences():
     assert "10 % of the encoder's time" in text and "3.0e-06" in text and "0.850" in text
     spread = pd.DataFrame({"domain": ["A", "B"], "baseline H": [0.1, 0.2], "v H": [0.2, 0.1], "v MI": [0.0, 0.05]})
     text = analysis.describe_spread(spread, "baseline H", {"v": ("v H", "v MI")})
-    assert "largest on B (0.0500)" in text and "above the baseline's on 1 of 2" in text and "exactly 0) on A" in text
+    assert "largest on B (0.0500)" in text and "above the baseline's on 1 of 2" in text and "(MI < 1e-06 nats) on A" in text
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1, 0.5], "val_loss": [0.9, 0.8], "val_pearson": [0.3, 0.4],
                             "val_pearson_variance": [0.35, 0.45], "val_pearson_entropy": [0.5, 0.5]}).set_index("epoch")
     assert "does not correlate better" in analysis.describe_varnet_training(history, 2)

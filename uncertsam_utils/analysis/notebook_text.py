@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 
 
+NO_DISAGREEMENT = 1e-6  # nats of mutual information: below this the samples agree up to float rounding
+
+
 def _bullets(lines: Sequence[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
@@ -59,13 +62,13 @@ def describe_spread(table: pd.DataFrame, baseline: str, variants: Mapping[str, t
     lines = []
     for name, (entropy, mi) in variants.items():
         top = table.loc[table[mi].idxmax()]
-        zero = table.loc[table[mi] == 0.0, "domain"].tolist()
+        zero = table.loc[table[mi] < NO_DISAGREEMENT, "domain"].tolist()
         above = int((table[entropy] > table[baseline]).sum())
         line = (f"{name}: mean mutual information {table[mi].mean():.4f} nats over the {len(table)} domains, largest on "
                 f"{top['domain']} ({top[mi]:.4f}); its entropy is above the baseline's on {above} of {len(table)} "
                 f"domains (mean {table[entropy].mean():.4f} against {table[baseline].mean():.4f} nats).")
         if zero:
-            line += f" No disagreement at all (MI exactly 0) on {', '.join(zero)}."
+            line += f" No disagreement beyond rounding (MI < {NO_DISAGREEMENT:g} nats) on {', '.join(zero)}."
         lines.append(line)
     return _bullets(lines)
 
