@@ -364,3 +364,24 @@ def test_generated_notebook_sentences():
                           "mean_box_side_frac": [0.2, 0.3, 0.1]})
     text = analysis.describe_benchmark(stats)
     assert "2 test domains with 10 test images and 25 masks" in text and "1 of 2 domains have larger boxes (A)" in text
+
+
+def test_resamples_without_a_value_are_counted_not_dropped_silently():
+    """Two images, one of them with no scored mask for the method: about a quarter of the resamples draw
+    only that image and have no mean; summarise, paired_difference and winners count them."""
+    import pandas as pd
+
+    from uncertsam_utils.analysis import paired_difference, summarise, winners
+
+    rows = []
+    for method, values in (("a", [0.5, float("nan")]), ("b", [0.4, 0.7])):
+        for image, value in enumerate(values):
+            rows.append({"dataset": "D", "method": method, "image_id": image, "mask_id": 0, "IoU": value})
+    frame = pd.DataFrame(rows)
+    summary = summarise(frame, ["IoU"], n_boot=400, seed=0)
+    undefined = summary.set_index("method")["undefined_resamples"]
+    assert undefined["b"] == 0 and 60 < undefined["a"] < 140  # P(only image 1 drawn twice) = 1/4
+    delta = paired_difference(frame, "a", "b", "IoU", n_boot=400, seed=0)
+    assert delta.iloc[0]["undefined_resamples"] > 0
+    table = winners(frame, "IoU", n_boot=400, seed=0)
+    assert table.iloc[0]["undefined_resamples"] > 0 and 0 <= table.iloc[0]["p_best"] <= 1

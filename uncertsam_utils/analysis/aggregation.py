@@ -96,8 +96,15 @@ def resampled_means(sums: np.ndarray, counts: np.ndarray, weights: np.ndarray) -
         return (weights @ sums) / (weights @ counts)
 
 
+def undefined_resamples(boot: np.ndarray) -> int:
+    """How many resamples have no value (they drew no scored mask): counted and reported in the tables'
+    ``undefined_resamples`` column, never dropped silently."""
+    return int(np.count_nonzero(~np.isfinite(boot)))
+
+
 def percentile_interval(boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the finite resamples (NaN, NaN when there are none)."""
+    """Percentile interval of the finite resamples (NaN, NaN when there are none); the resamples left
+    out are counted by ``undefined_resamples``."""
     boot = boot[np.isfinite(boot)]
     if not boot.size:
         return math.nan, math.nan
@@ -119,11 +126,13 @@ def summarise(frame: pd.DataFrame, metrics: Sequence[str], *, n_boot: int = 1000
                 sums, counts = image_sums(group, metric, images)
                 total = counts.sum()
                 mean = sums.sum() / total if total > 0 else math.nan
-                lo, hi = (percentile_interval(resampled_means(sums, counts, weights), level)
-                          if total > 0 and n_boot > 0 else (math.nan, math.nan))
+                boot = resampled_means(sums, counts, weights) if total > 0 and n_boot > 0 else np.full(0, math.nan)
+                lo, hi = percentile_interval(boot, level) if boot.size else (math.nan, math.nan)
                 rows.append({"dataset": dataset, "method": method, "metric": metric, "mean": mean,
-                             "lo": lo, "hi": hi, "masks": int(total), "images": int(group["image_id"].nunique())})
-    out = pd.DataFrame(rows, columns=["dataset", "method", "metric", "mean", "lo", "hi", "masks", "images"])
+                             "lo": lo, "hi": hi, "masks": int(total), "images": int(group["image_id"].nunique()),
+                             "undefined_resamples": undefined_resamples(boot)})
+    out = pd.DataFrame(rows, columns=["dataset", "method", "metric", "mean", "lo", "hi", "masks", "images",
+                                      "undefined_resamples"])
     order = {m: i for i, m in enumerate(metrics)}
     return out.sort_values(["dataset", "method", "metric"], key=lambda s: s.map(order) if s.name == "metric" else s,
                            kind="stable").reset_index(drop=True)

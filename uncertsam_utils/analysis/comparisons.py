@@ -33,11 +33,12 @@ from .aggregation import (
     image_sums,
     percentile_interval,
     resampled_means,
+    undefined_resamples,
 )
 
 ALPHA = 0.05
 DELTA_COLUMNS = ["dataset", "metric", "method_a", "method_b", "mean_a", "mean_b", "difference", "lo", "hi",
-                 "p_two_sided", "p_holm", "significant", "images", "masks"]
+                 "p_two_sided", "p_holm", "significant", "images", "masks", "undefined_resamples"]
 MEAN_ROW = "mean"
 
 
@@ -78,13 +79,14 @@ def _finish(rows: list[dict], boots: list[np.ndarray], level: float, alpha: floa
         average = np.mean(boots, axis=0)
         mean["lo"], mean["hi"] = percentile_interval(average, level)
         mean["p_two_sided"] = bootstrap_p(average)
+        mean["undefined_resamples"] = undefined_resamples(average)
     else:
         mean.update(_normal_interval(table["difference"].mean(),
                                      math.sqrt(float(np.sum(_se(table) ** 2))) / len(table), level))
     mean["p_holm"] = mean["p_two_sided"]
     table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
     table["significant"] = table["p_holm"] < alpha
-    return table[DELTA_COLUMNS]
+    return table.reindex(columns=DELTA_COLUMNS)  # undefined_resamples: NaN where no resamples (normal intervals)
 
 
 def paired_difference(frame: pd.DataFrame, method_a: str, method_b: str, metric: str = "IoU", *, n_boot: int = 10000,
@@ -126,7 +128,8 @@ def paired_differences(frame: pd.DataFrame, method_a: str, method_b: str, metric
                 "dataset": dataset, "metric": metric, "method_a": method_a, "method_b": method_b,
                 "mean_a": sums_a.sum() / counts.sum(), "mean_b": sums_b.sum() / counts.sum(),
                 "difference": (sums_a.sum() - sums_b.sum()) / counts.sum(), "lo": lo, "hi": hi,
-                "p_two_sided": bootstrap_p(boot), "images": int(np.unique(index[ok]).size), "masks": int(ok.sum())})
+                "p_two_sided": bootstrap_p(boot), "images": int(np.unique(index[ok]).size), "masks": int(ok.sum()),
+                "undefined_resamples": undefined_resamples(boot)})
             boots[metric].append(boot)
     return {m: _finish(rows[m], boots[m], level, alpha) for m in metrics}
 

@@ -75,9 +75,11 @@ def write_table(table: pd.DataFrame, stem, *, markdown: pd.DataFrame | None = No
 
 
 def per_dataset_table(summary: pd.DataFrame, methods: Sequence[str], datasets: Sequence[str],
-                      metrics: Sequence[str] = ("IoU", "BIoU_2")) -> pd.DataFrame:
+                      metrics: Sequence[str] = ("IoU", "BIoU_2"), *, allow_missing: bool = False) -> pd.DataFrame:
     """The paper's Table 1 layout: one row per method, a column per dataset and metric, then the
-    unweighted mean over the datasets (each dataset's mean over its masks)."""
+    unweighted mean over the datasets (each dataset's mean over its masks). A dataset without a value
+    makes the mean NaN unless ``allow_missing`` (then it is the mean over those present; the notebooks
+    say so through ``evaluation.check_coverage``)."""
     stats = summary.set_index(["dataset", "method", "metric"])["mean"]
     rows = []
     for method in methods:
@@ -88,7 +90,10 @@ def per_dataset_table(summary: pd.DataFrame, methods: Sequence[str], datasets: S
                 value = stats.get((dataset, method, metric), math.nan)
                 row[f"{dataset} {label(metric)}"] = value
                 values.append(value)
-            row[f"mean {label(metric)}"] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+            defined = np.isfinite(values)
+            row[f"mean {label(metric)}"] = (float(np.mean(values)) if defined.all() else
+                                            float(np.mean(np.asarray(values)[defined])) if allow_missing and defined.any()
+                                            else math.nan)
         rows.append(row)
     columns = ["method"] + [f"{d} {label(m)}" for m in metrics for d in datasets] + [f"mean {label(m)}" for m in metrics]
     return pd.DataFrame(rows, columns=columns)

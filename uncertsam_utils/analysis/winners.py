@@ -17,7 +17,8 @@ import pandas as pd
 
 from .aggregation import bootstrap_weights, common_masks, direction, image_sums, resampled_means
 
-WINNER_COLUMNS = ["dataset", "metric", "best", "mean", "p_best", "runner_up", "runner_up_mean", "images", "masks"]
+WINNER_COLUMNS = ["dataset", "metric", "best", "mean", "p_best", "runner_up", "runner_up_mean", "images", "masks",
+                  "undefined_resamples"]
 
 
 def winners(frame: pd.DataFrame, metric: str, *, n_boot: int = 1000, seed: int = 0,
@@ -43,13 +44,16 @@ def winners(frame: pd.DataFrame, metric: str, *, n_boot: int = 1000, seed: int =
             boots.append(resampled_means(sums, counts, weights))
         order = np.argsort(-sign * np.array(means), kind="stable")
         best = order[0]
-        boot = np.where(np.isnan(sign * np.vstack(boots)), -np.inf, sign * np.vstack(boots))
-        p_best = float(np.mean(np.argmax(boot, axis=0) == best)) if boot.shape[1] else math.nan
+        stacked = sign * np.vstack(boots)
+        # a resample in which some method has no value (it drew no common mask) decides nothing: counted,
+        # and p_best is the share of the defined resamples
+        defined = np.isfinite(stacked).all(axis=0)
+        p_best = float(np.mean(np.argmax(stacked[:, defined], axis=0) == best)) if defined.any() else math.nan
         runner = order[1] if len(order) > 1 else None
         rows.append({
             "dataset": dataset, "metric": metric, "best": names[best], "mean": means[best], "p_best": p_best,
             "runner_up": None if runner is None else names[runner],
             "runner_up_mean": math.nan if runner is None else means[runner], "images": len(images),
-            "masks": int(len(common) // max(1, len(names))),
+            "masks": int(len(common) // max(1, len(names))), "undefined_resamples": int((~defined).sum()),
         })
     return pd.DataFrame(rows, columns=WINNER_COLUMNS)
