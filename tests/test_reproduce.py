@@ -183,3 +183,36 @@ def test_the_manifest_names_no_folder_of_the_machine(tmp_path, monkeypatch):
     assert '"data_root": ".../UncertSAM"' in row and '"checkpoint": ".../sam2_hiera_large.pt"' in row
     assert "| .../UncertSAM |" in row and '`--set {"data_root": ".../UncertSAM"}`' in row
     assert reproduce.portable({"a": "rel/path", "b": 1, "c": None}) == {"a": "rel/path", "b": 1, "c": None}
+
+
+def test_notebook_engine_does_not_emulate_output_widgets():
+    """The engine reproduce runs papermill with: nbclient's Output-widget emulation (which writes on the
+    shell channel while the reply is awaited there, and hung notebook 10) is off, the rest is papermill's."""
+    import nbformat
+    from papermill.engines import papermill_engines
+    from papermill.engines import NotebookExecutionManager
+
+    from uncertsam_utils import reproduce
+
+    reproduce._register_engine()
+    engine = papermill_engines.get_engine(reproduce.ENGINE)
+    captured = {}
+
+    class Probe(Exception):
+        pass
+
+    def execute(self):
+        captured["registry"], captured["timeout"] = self.widget_registry, self.timeout
+        raise Probe
+
+    nb_man = NotebookExecutionManager(nbformat.v4.new_notebook(), progress_bar=False)
+    import papermill.clientwrap as clientwrap
+
+    original = clientwrap.PapermillNotebookClient.execute
+    clientwrap.PapermillNotebookClient.execute = execute
+    try:
+        with pytest.raises(Probe):
+            engine.execute_managed_notebook(nb_man, "python3", execution_timeout=7)
+    finally:
+        clientwrap.PapermillNotebookClient.execute = original
+    assert captured == {"registry": {}, "timeout": 7}
