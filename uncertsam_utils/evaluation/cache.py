@@ -28,12 +28,17 @@ def evaluation_cache_dir(prefix: str, inputs: Mapping) -> Path:
 
 def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, UQMethod], data_root,
                     datasets: Sequence[str], fitted: Mapping, *, max_images: int | None = None, seed: int = 42,
-                    split: str = "test") -> Path:
+                    split: str = "test", nproc: int | None = None) -> Path:
     """``evaluate_datasets`` into ``evaluation_cache_dir(prefix, inputs)``, ``inputs`` being everything
     that changes the numbers: data, datasets, model, methods, the SHA-256 of the ``fitted`` files
     (name → file; None and in-memory objects are left out), max_images, seed and split. A notebook's
-    evaluation; reruns reuse the CSVs or resume. Returns the folder."""
+    evaluation; reruns reuse the CSVs or resume. Returns the folder.
+
+    ``nproc`` (None: ``$UNCERTSAM_EVAL_NPROC``, else 1; ``uncertsam reproduce --eval-nproc N`` sets
+    it): with more than one, the evaluation runs in that many processes under torchrun (jobs.py; one
+    GPU each on CUDA), with byte-identical CSVs."""
     from ..model.checkpoints import sha256_of
+    from .jobs import default_nproc, evaluate_in_processes
 
     inputs = {
         "data": str(Path(data_root).resolve()),
@@ -46,9 +51,23 @@ def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, 
         "split": split,
     }
     out_dir = evaluation_cache_dir(prefix, inputs)
+    identity = {"model": loaded_model.identity()}
+    nproc = default_nproc() if nproc is None else int(nproc)
+    if nproc > 1 and not _complete(out_dir, datasets, methods):
+        evaluate_in_processes(nproc, loaded_model, methods, data_root, datasets, out_dir, split=split, seed=seed,
+                              max_images=max_images, identity=identity)
+    # in one process; after a multi-process run this only checks the manifest and finds every CSV done
     evaluate_datasets(predictor, methods, data_root, datasets, out_dir, split=split, seed=seed, max_images=max_images,
-                      identity={"model": loaded_model.identity()})
+                      identity=identity)
     return out_dir
+
+
+def _complete(out_dir: Path, datasets: Sequence[str], methods) -> bool:
+    from .counts import counts_path
+    from .results import csv_path
+
+    return all(csv_path(out_dir, d, m).is_file() for d in datasets for m in methods) and \
+        all(counts_path(out_dir, d).is_file() for d in datasets)
 
 
 LAPLACE_RECIPES = {"laplace": "exact", "laplace-paper": "paper"}  # the posterior each predictive is paired with
