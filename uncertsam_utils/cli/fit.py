@@ -55,11 +55,9 @@ def _laplace(args) -> int:
     if out.exists() and not args.force:
         raise UserError(f"{out} exists; pass --force to overwrite it")
     with user_errors(ValueError):
-        where, device = distributed.init(args.device)
-    try:
+        distributed.check_device(args.device)
+    with distributed.session(args.device) as (where, device):
         return _fit_laplace(args, out, where, device)
-    finally:
-        distributed.shutdown()
 
 
 def _fit_laplace(args, out: Path, where, device: str) -> int:

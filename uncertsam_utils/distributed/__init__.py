@@ -21,8 +21,8 @@ need no branches.
 from __future__ import annotations
 
 from .collectives import all_gather_objects, all_reduce_sum, barrier, broadcast_object, on_main
-from .context import Ranks, backend_for, init, launched, rank_device, ranks, shard, shutdown
+from .context import Ranks, backend_for, check_device, init, launched, rank_device, ranks, session, shard, shutdown
 from .launch import torchrun_command
 
-__all__ = ["Ranks", "all_gather_objects", "all_reduce_sum", "backend_for", "barrier", "broadcast_object", "init",
-           "launched", "on_main", "rank_device", "ranks", "shard", "shutdown", "torchrun_command"]
+__all__ = ["Ranks", "all_gather_objects", "all_reduce_sum", "backend_for", "barrier", "broadcast_object", "check_device", "init",
+           "launched", "on_main", "rank_device", "ranks", "session", "shard", "shutdown", "torchrun_command"]

@@ -10,9 +10,10 @@ nothing and ``ranks()`` is rank 0 of 1.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Sequence, TypeVar
+from typing import Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -76,6 +77,11 @@ def rank_device(device: str, local_rank: int, world_size: int) -> str:
     return device
 
 
+def check_device(device: str) -> str:
+    """The device ``init`` would give this process (a ValueError for a fixed GPU under torchrun)."""
+    return rank_device(device, int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+
+
 def init(device: str = "cpu") -> tuple[Ranks, str]:
     """Join torchrun's group if this process is one of several; returns the ranks and the device this
     rank computes on. Idempotent; a single process joins nothing and keeps ``device``."""
@@ -93,6 +99,19 @@ def init(device: str = "cpu") -> tuple[Ranks, str]:
             torch.cuda.set_device(mine)
         dist.init_process_group(backend, timeout=TIMEOUT)
     return ranks(), mine
+
+
+@contextmanager
+def session(device: str = "cpu") -> Iterator[tuple[Ranks, str]]:
+    """``init(device)`` for the length of a command: the group is left at the end if this call joined
+    it (a caller that joined it before, e.g. a script running several commands, keeps it)."""
+    joined = launched() and not _initialized()
+    where, mine = init(device)
+    try:
+        yield where, mine
+    finally:
+        if joined:
+            shutdown()
 
 
 def shutdown() -> None:

@@ -4,7 +4,7 @@
 ``<out>/.job.pt`` (the method instances themselves, with their fitted parts, and what rebuilds the
 model) and starts ``torchrun --standalone --nproc-per-node N ... uncertsam eval-job FILE``; each
 rank rebuilds the model on its device (``cuda:LOCAL_RANK``, or the CPU), loads the methods there
-and runs its share of ``evaluate_datasets``. The CSVs are those of a single process, byte for byte
+and runs its share of ``evaluate_datasets`` with the notebook's torch thread count. The CSVs are those of a single process, byte for byte
 (driver.py); the notebook then reads them as usual. One machine only (``--standalone``): several
 nodes run ``uncertsam eval`` under torchrun directly.
 """
@@ -70,19 +70,16 @@ def run_job(path, *, progress: bool = True) -> dict:
 
     # a GPU tensor of the notebook goes to this rank's GPU (the device init() gives it, known from the env)
     job = torch.load(path, map_location=_mapper(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"), weights_only=False)
-    where, device = distributed.init(job["device"])
-    torch.set_num_threads(max(1, job["threads"]))
-    spec = job["model"]
-    loaded = load_model(spec["name"], spec["checkpoint"] or RANDOM, device=device, seed=spec["seed"] or 0)
-    if loaded.identity() != spec["identity"]:
-        raise ValueError(f"{path}: the model rebuilt here ({loaded.identity()}) is not the job's ({spec['identity']})")
-    methods = job["methods"]
-    try:
-        return evaluate_datasets(Predictor(loaded.model), methods, job["data_root"], job["datasets"], job["out_dir"],
-                                 split=job["split"], seed=job["seed"], max_images=job["max_images"],
+    with distributed.session(job["device"]) as (where, device):
+        torch.set_num_threads(max(1, job["threads"]))
+        spec = job["model"]
+        loaded = load_model(spec["name"], spec["checkpoint"] or RANDOM, device=device, seed=spec["seed"] or 0)
+        if loaded.identity() != spec["identity"]:
+            raise ValueError(f"{path}: the model rebuilt here ({loaded.identity()}) is not the job's "
+                             f"({spec['identity']})")
+        return evaluate_datasets(Predictor(loaded.model), job["methods"], job["data_root"], job["datasets"],
+                                 job["out_dir"], split=job["split"], seed=job["seed"], max_images=job["max_images"],
                                  progress=progress and where.main, identity=job["identity"])
-    finally:
-        distributed.shutdown()
 
 
 def _mapper(device: str):
@@ -100,7 +97,9 @@ def evaluate_in_processes(nproc: int, loaded_model, methods: Mapping, data_root,
     import torch
 
     out_dir = Path(out_dir)
-    threads = max(1, torch.get_num_threads() // nproc) if _device_of(loaded_model.model) == "cpu" else 1
+    # each process keeps this one's torch thread count: matrix kernels may sum in another order with
+    # another count, and the CSVs are to be those of a one-process run, byte for byte
+    threads = torch.get_num_threads()
     job = save_job(out_dir / JOB_FILE, loaded_model, methods, data_root, datasets, out_dir, split=split, seed=seed,
                    max_images=max_images, identity=identity, threads=threads)
     command = distributed.torchrun_command(nproc, ["eval-job", str(job)])
