@@ -31,10 +31,13 @@ $(STAMP): requirements.txt pyproject.toml binder/overrides.json
 	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
-# Unit tests, then every notebook executed by nbval with the smoke profile (outputs go to
-# build/smoke/outputs, never over the committed figures/ and tables/).
+# Unit tests, the paper profile end to end on CPU (official Hiera-T with random weights on a
+# generated benchmark, every notebook, a 2-process torchrun evaluation compared byte for byte with one
+# process; tests/paper_smoke.py), then every notebook executed by nbval with the smoke profile
+# (outputs go to build/smoke/outputs, never over the committed figures/ and tables/).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests/paper_smoke.py
 	$(BIN)/uncertsam reproduce --profile smoke --prepare-only --build-dir build/smoke
 	UNCERTSAM_OUTPUTS=$(CURDIR)/build/smoke/outputs $(BIN)/python -m pytest -q -p no:cacheprovider \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with params/nbval_sanitize.cfg build/smoke/*.ipynb
