@@ -54,8 +54,9 @@ def test_cuda_rank_joins_nccl_on_its_local_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.setdefault("set_device", device))
 
-    def fake_init(backend, timeout=None):
+    def fake_init(backend, timeout=None, device_id=None):
         calls["backend"] = backend
+        calls["device_id"] = device_id
         state["initialized"] = True
 
     monkeypatch.setattr(dist, "init_process_group", fake_init)
@@ -64,7 +65,7 @@ def test_cuda_rank_joins_nccl_on_its_local_gpu(monkeypatch):
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     where, device = distributed.init("cuda")
     assert (where, device) == (Ranks(1, 2, 1), "cuda:1")
-    assert calls == {"set_device": "cuda:1", "backend": "nccl"}
+    assert calls == {"set_device": "cuda:1", "backend": "nccl", "device_id": torch.device("cuda", 1)}
     assert not where.main and where.distributed
     monkeypatch.setattr(dist, "get_backend", lambda: "nccl")
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)

@@ -94,10 +94,11 @@ def init(device: str = "cpu") -> tuple[Ranks, str]:
         import torch
         import torch.distributed as dist
 
-        backend = backend_for(mine)
-        if backend == "nccl":
+        if backend_for(mine) == "nccl":  # bound to its GPU, so that barriers and object collectives use it
             torch.cuda.set_device(mine)
-        dist.init_process_group(backend, timeout=TIMEOUT)
+            dist.init_process_group("nccl", timeout=TIMEOUT, device_id=torch.device(mine))
+        else:
+            dist.init_process_group("gloo", timeout=TIMEOUT)
     return ranks(), mine
 
 

@@ -55,7 +55,12 @@ def save_job(path: Path, loaded_model, methods: Mapping, data_root, datasets: Se
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(job, tmp)
+    try:
+        torch.save(job, tmp)
+    except Exception as err:  # a method holding something that cannot be pickled
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"the methods cannot be sent to other processes ({type(err).__name__}: {err}); "
+                           f"evaluate in one process ({NPROC_VARIABLE}=1)") from err
     os.replace(tmp, path)
     return path
 
