@@ -63,3 +63,12 @@ def test_eval_nproc_reaches_the_notebooks_through_the_environment(monkeypatch, c
     monkeypatch.setenv(NPROC_VARIABLE, "two")
     with pytest.raises(ValueError, match="not a number"):
         default_nproc()
+
+
+def test_a_notebook_evaluation_under_torchrun_without_a_group_is_refused(monkeypatch):
+    """A notebook kernel started under torchrun would evaluate the same images once per process."""
+    from uncertsam_utils.evaluation import evaluate_cached
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="once per process"):
+        evaluate_cached("06", None, None, {}, "/nowhere", ["COIFT"], {})

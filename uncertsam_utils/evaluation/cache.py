@@ -37,8 +37,13 @@ def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, 
     ``nproc`` (None: ``$UNCERTSAM_EVAL_NPROC``, else 1; ``uncertsam reproduce --eval-nproc N`` sets
     it): with more than one, the evaluation runs in that many processes under torchrun (jobs.py; one
     GPU each on CUDA), with byte-identical CSVs."""
+    from .. import distributed
     from ..model.checkpoints import sha256_of
     from .jobs import default_nproc, evaluate_in_processes
+
+    if distributed.launched() and not distributed.ranks().distributed:
+        raise RuntimeError("a notebook started under torchrun would evaluate once per process: run it as one process "
+                           "(uncertsam reproduce --eval-nproc N runs its evaluation in N processes)")
 
     inputs = {
         "data": str(Path(data_root).resolve()),
