@@ -33,7 +33,7 @@
 # trained on: 2–6 opaque ellipses, polygons and blobs with solid, striped, checkered or blotchy
 # surfaces on photo or procedural backdrops. Backgrounds and textures come from the photographs
 # bundled with scikit-image (no download). Every domain's difficulty is set by a few documented
-# knobs (`uncertsam_utils.data.mini_domains.DOMAINS[name].knobs`), so the benchmark can be tuned
+# knobs (`uncertsam_utils.data.mini.domains.DOMAINS[name].knobs`), so the benchmark can be tuned
 # to land the nano model in a useful accuracy range.
 
 # %% tags=["parameters"]
@@ -50,7 +50,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from uncertsam_utils.data.layout import DATASETS, SplitReader, list_datasets
 from uncertsam_utils.data.mini import ensure_mini
-from uncertsam_utils.data.mini_domains import DOMAINS, FIT_SPEC
+from uncertsam_utils.data.mini.domains import DOMAINS, FIT_SPEC
 from uncertsam_utils.data.statistics import dataset_statistics, to_markdown
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import draw_boxes, overlay_masks
@@ -112,6 +112,7 @@ print(f"saved {figure_path}")
 # range of image sizes (height × width).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 stats = dataset_statistics(root, datasets=order, max_images=max_images)
 csv_path = tables_dir() / "01_dataset_statistics.csv"
 md_path = tables_dir() / "01_dataset_statistics.md"
@@ -123,7 +124,12 @@ print(f"saved {csv_path} and {md_path}")
 shown
 
 # %% [markdown]
-# The domains differ in kind from the fit set: BIG and COIFT masks are large but mostly thin
-# (their boxes are large relative to their area), shadow and glare targets are big soft regions,
-# CT has exactly one target per slice, and Flare7K splits each flare into many components (light
-# source, streak halves, glare pieces), as the benchmark's class-then-component masks do.
+# ## What this shows
+#
+# Generated from the statistics table above (the domains' captions in the figure say what makes each
+# one hard).
+
+# %%
+from uncertsam_utils import analysis  # noqa: E402
+
+print(analysis.describe_benchmark(stats))

@@ -67,7 +67,7 @@ from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, row_from_result
 from uncertsam_utils.uq.varnet import VarianceNetwork
-from uncertsam_utils.uq.varnet_training import VarnetTrainConfig, cached_head_path, train_or_load
+from uncertsam_utils.uq.varnet.training import VarnetTrainConfig, cached_head_path, train_or_load
 
 loaded = load_model(model, checkpoint, device=device)
 root = Path(data_root) if data_root is not None else ensure_mini()
@@ -146,3 +146,14 @@ for dataset in datasets:
 fig = qualitative_grid(rows, "varnet", map_name="variance", uncertainty_range=(0.0, 0.25),
                        title=f"Variance network · {loaded.label}", path=figures_dir() / "05_qualitative.png")
 plt.show()
+
+# %% [markdown]
+# ## What this shows
+#
+# Generated from the training record above; how the variance map ranks against the other methods on
+# the test domains is measured in notebook 06.
+
+# %%
+from uncertsam_utils import analysis  # noqa: E402
+
+print(analysis.describe_varnet_training(history, record["best_epoch"]))

@@ -48,3 +48,15 @@ def smooth_image(rng, h, w):
     coarse = rng.random((h // 16 + 2, w // 16 + 2, 3))
     up = np.kron(coarse, np.ones((16, 16, 1)))[:h, :w]
     return (up * 255).astype(np.uint8)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skipped browser tests are said loudly at the end of the run, with the reason (a skip line is easy
+    to miss in `make test`'s output)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "browser" in r.nodeid]
+    if not skipped:
+        return
+    terminalreporter.write_sep("!", f"{len(skipped)} BROWSER TEST(S) SKIPPED: NOT CHECKED IN A BROWSER", red=True, bold=True)
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        terminalreporter.write_line(f"  {report.nodeid}: {reason.removeprefix('Skipped: ')}", red=True)

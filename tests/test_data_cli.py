@@ -33,21 +33,16 @@ def test_parser_has_the_data_actions_and_the_benchmark_names():
         parser.parse_args(["data", "import", "Pascal", "--src", "a", "--out", "b"])
 
 
-def test_mini_generates_into_out_or_the_cache(monkeypatch, tmp_path, capsys):
+def test_mini_runs_make_mini_with_the_options(monkeypatch, tmp_path, capsys):
     from uncertsam_utils.data import mini
 
-    calls = []
-    monkeypatch.setattr(mini, "generate_mini", lambda out, seed, **kw: calls.append(("generate", out, seed, kw)) or out)
-    monkeypatch.setattr(mini, "ensure_mini", lambda root, seed, **kw: calls.append(("ensure", root, seed, kw)) or root)
-    monkeypatch.setenv("UNCERTSAM_CACHE", str(tmp_path / "cache"))
-    assert main(["data", "mini", "--out", str(tmp_path), "--seed", "2", "--small"]) == 0
-    assert main(["data", "mini", "--seed", "3"]) == 0
-    (_, out, seed, small), (_, root, seed3, full) = calls
-    assert (calls[0][0], out, seed) == ("generate", tmp_path, 2) and (calls[1][0], seed3) == ("ensure", 3)
-    assert small["fit_sizes"] == mini.SMALL_FIT_SIZES and small["domain_sizes"] == mini.SMALL_DOMAIN_SIZES
-    assert full["fit_sizes"] == mini.FIT_SIZES and full["domain_sizes"] == mini.DOMAIN_SIZES
-    assert root == mini.default_root(3) and root.parent == tmp_path / "cache"
-    assert capsys.readouterr().out.split() == [str(tmp_path), str(root)]
+    calls = {}
+    monkeypatch.setattr(mini, "make_mini", lambda out, seed, **kw: calls.update(out=out, seed=seed, **kw) or out)
+    assert main(["data", "mini", "--out", str(tmp_path), "--seed", "2", "--small", "--workers", "1"]) == 0
+    assert calls == {"out": tmp_path, "seed": 2, "small": True, "workers": 1}
+    assert capsys.readouterr().out.strip() == str(tmp_path)
+    args = build_parser().parse_args(["data", "mini"])
+    assert args.out is None and args.seed == 0 and not args.small and args.workers is None
 
 
 def test_inspect_prints_counts_and_skips(tmp_path, capsys):
@@ -89,6 +84,26 @@ def test_import_through_the_cli(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["data", "import", "ISTD", "--src", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
     assert main(["data", "import", "ISTD", "--src", str(src), "--out", str(tmp_path), "--include-noncam"]) == 2
+
+
+def test_import_sa1b_and_a_partial_download_through_the_cli(tmp_path, capsys):
+    from test_data_import_sa1b import _native
+    from test_data_importers_partial import _sbu_test
+
+    src = _native(tmp_path / "SA-1B")
+    args = ["data", "import", "SA-1B", "--src", str(src), "--out", str(tmp_path / "out")]
+    assert main([*args, "--images", "5", "--val-images", "2", "--seed", "3"]) == 0
+    assert "fit -> " in capsys.readouterr().out
+    assert [len(SplitReader(tmp_path / "out", "fit", s)) for s in ("train", "val")] == [5, 2]
+    assert main([*args, "--images", "50", "--overwrite"]) == 2
+    assert "12 SA-1B images found, cannot select 50 train" in capsys.readouterr().err
+    _sbu_test(tmp_path / "SBU")
+    assert main(["data", "import", "SBU-shadow", "--src", str(tmp_path / "SBU"), "--out", str(tmp_path / "out"),
+                 "--images", "3"]) == 2
+    assert "--images only applies to SA-1B" in capsys.readouterr().err
+    assert main(["data", "import", "SBU-shadow", "--src", str(tmp_path / "SBU"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "SBU-shadow -> " in out and "test: 2 images" in out and "missing: SBU-shadow's native part 'train'" in out
 
 
 def test_download_offline_is_a_quick_user_error(tmp_path, monkeypatch, capsys):

@@ -128,7 +128,7 @@ def test_assign_splits_keeps_groups_together_and_hits_the_fractions():
 def test_registry_covers_the_benchmark_and_refuses_unknown_names(tmp_path):
     from uncertsam_utils.data import DATASETS
 
-    assert set(IMPORTERS) == set(DATASETS)
+    assert set(IMPORTERS) == {*DATASETS, "SA-1B"}
     with pytest.raises(ValueError, match="no importer"):
         import_dataset("Pascal", tmp_path, tmp_path)
 
@@ -191,7 +191,7 @@ def test_istd_bad_sources_are_errors_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=r"test/50-2\.png: mask size"):
         import_dataset("ISTD", tmp_path / "src", tmp_path / "out")
     assert list_splits(tmp_path / "out", "ISTD") == []          # train and val (written first) removed again
-    with pytest.raises(DataError, match="train_A: folder not found"):
+    with pytest.raises(DataError, match=r"ISTD: no source images in .*nothing; looked for native 'train': train/train_A"):
         import_dataset("ISTD", tmp_path / "nothing", tmp_path / "out")
 
 

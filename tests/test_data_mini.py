@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,9 +10,9 @@ import pytest
 
 from uncertsam_utils.data import mini
 from uncertsam_utils.data.layout import DATASETS, SplitReader, list_datasets, list_splits
-from uncertsam_utils.data.mini_common import MIN_MASK_PIXELS, MODEL_SIZE, image_rng
-from uncertsam_utils.data.mini_diagnostics import colour_contrast, is_grey, luminance_ratio, thin_fraction
-from uncertsam_utils.data.mini_domains import DOMAINS, FIT_SPEC, render_item
+from uncertsam_utils.data.mini.common import MIN_MASK_PIXELS, MODEL_SIZE, image_rng
+from uncertsam_utils.data.mini.diagnostics import colour_contrast, is_grey, luminance_ratio, thin_fraction
+from uncertsam_utils.data.mini.domains import DOMAINS, FIT_SPEC, render_item
 
 FIT_SIZES = (5, 2, 2)
 DOMAIN_SIZES = (1, 3)
@@ -207,13 +206,32 @@ def test_default_root_is_in_the_cache(monkeypatch, tmp_path):
     assert mini.default_root(7) == tmp_path / f"UncertSAM-mini-v{mini.MINI_VERSION}-seed7"
 
 
-def test_cli_parser(monkeypatch, tmp_path):
+def test_make_mini_writes_to_out_or_fills_the_cache(monkeypatch, tmp_path):
+    """What ``uncertsam data mini`` runs: ``--out`` generates there, no ``--out`` the (small) cache folder."""
+    from uncertsam_utils.data.mini import cache
+
     calls = {}
-    monkeypatch.setattr(mini, "generate_mini", lambda out, seed, **kw: calls.update(out=out, seed=seed, **kw) or out)
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    mini.add_mini_parser(sub)
-    args = parser.parse_args(["mini", "--out", str(tmp_path), "--seed", "2", "--small"])
-    assert args.handler(args) == 0
-    assert calls["out"] == tmp_path and calls["seed"] == 2
+    monkeypatch.setattr(cache, "generate_mini", lambda out, seed, **kw: calls.update(out=out, seed=seed, **kw) or out)
+    monkeypatch.setattr(cache, "ensure_mini", lambda root, seed, **kw: calls.update(root=root, seed=seed, **kw) or root)
+    assert mini.make_mini(tmp_path / "b", 2, small=True) == tmp_path / "b"
+    assert calls["out"] == tmp_path / "b" and calls["seed"] == 2
     assert calls["fit_sizes"] == mini.SMALL_FIT_SIZES and calls["domain_sizes"] == mini.SMALL_DOMAIN_SIZES
+    monkeypatch.setenv("UNCERTSAM_CACHE", str(tmp_path))
+    assert mini.make_mini(None, 3, workers=1) == tmp_path / f"UncertSAM-mini-v{mini.MINI_VERSION}-seed3"
+    assert calls["fit_sizes"] == mini.FIT_SIZES and calls["workers"] == 1
+    assert mini.make_mini(None, 3, small=True).name == f"UncertSAM-mini-v{mini.MINI_VERSION}-seed3-small"
+
+
+def test_fingerprint_reads_the_renderers_under_their_old_names():
+    """The move into ``data/mini/`` kept the fingerprint (and every cache key built on the marker): the
+    renderers are hashed as the 0.1 files ``data/mini_<name>.py``; the modules that draw nothing are not."""
+    from uncertsam_utils.data.mini import generate
+
+    sources = dict(generate._renderer_sources())
+    renderers = ("camouflage", "common", "ct", "domains", "fit", "flare", "glass", "shadows", "shapes",
+                 "textures", "thin")
+    assert sorted(sources) == [f"mini_{name}.py" for name in renderers]
+    assert all(b"uncertsam_utils.data.mini." not in text for text in sources.values())
+    assert b"from uncertsam_utils.data.mini_common import image_rng" in sources["mini_domains.py"]
+    assert generate.generator_fingerprint() == mini.generator_fingerprint()
+    assert len(mini.generator_fingerprint()) == 16

@@ -10,15 +10,18 @@ import torch
 
 from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.model.checkpoints import NANO_WEIGHTS, sha256_of
-from uncertsam_utils.model.nano_card import EvalItem, evaluate_items, items_from_samples, summarise
-from uncertsam_utils.model.train_nano import (
+from uncertsam_utils.model.nano import (
+    EvalItem,
     FitData,
     TrainConfig,
     batch_loss,
     box_raster,
+    evaluate_items,
+    items_from_samples,
     make_optimizer,
     resume_path,
     sample_batch,
+    summarise,
     tight_boxes,
     train,
     train_step,
@@ -28,7 +31,7 @@ FIT_TEST_IMAGES = 40  # the first images of fit/test (seed 0), regenerated deter
 
 
 def fit_items(split, count, seed=0):
-    from uncertsam_utils.data.mini_domains import FIT_SPEC, render_item
+    from uncertsam_utils.data.mini.domains import FIT_SPEC, render_item
 
     return [render_item(FIT_SPEC, seed, split, i)[1:] for i in range(count)]
 

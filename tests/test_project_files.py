@@ -61,6 +61,7 @@ CLI_COMMANDS = {
     "eval-job": [],
     "bench": ["core", "uq"],
     "reproduce": [],
+    "cache": ["list", "verify", "clear"],
 }
 
 

@@ -11,7 +11,7 @@ from uncertsam_utils.refine.methods import FusionLaplace, FusionOnes, GroundTrut
 from uncertsam_utils.refine.passes import box_points, first_pass, second_pass
 from uncertsam_utils.refine.training import (FusionTrainConfig, image_prompts, refinement_loss, resume_path,
                                              sigmoid_focal, train_fusion, train_step)
-from uncertsam_utils.uq.varnet_head import model_identity
+from uncertsam_utils.artifacts import model_identity
 
 from conftest import smooth_image
 from test_varnet import small_fit_data

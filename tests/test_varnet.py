@@ -11,7 +11,7 @@ from conftest import smooth_image
 from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.uq import METHODS, make_method
 from uncertsam_utils.uq.varnet import VarianceNetwork
-from uncertsam_utils.uq.varnet_head import (
+from uncertsam_utils.uq.varnet.head import (
     HeadModelMismatchError,
     VarianceHead,
     clamp_log_variance,
@@ -19,7 +19,7 @@ from uncertsam_utils.uq.varnet_head import (
     load_head,
     save_head,
 )
-from uncertsam_utils.uq.varnet_training import (
+from uncertsam_utils.uq.varnet.training import (
     VarnetTrainConfig,
     make_optimizer,
     optimisation_step,
@@ -189,8 +189,8 @@ def test_head_on_another_model_is_a_clear_error(tmp_path, nano_random, tiny_rand
 
 
 def small_fit_data(split, count, seed=0):
-    from uncertsam_utils.data.mini_domains import FIT_SPEC, render_item
-    from uncertsam_utils.model.train_nano import FitData
+    from uncertsam_utils.data.mini.domains import FIT_SPEC, render_item
+    from uncertsam_utils.training import FitData
 
     def items():
         for index in range(count):

@@ -27,6 +27,25 @@ MOVED: dict[str, str] = {
     # its names went to laplace/structures, features, fitting and posterior; the package offers them all
     "uncertsam_utils.uq.laplace_posterior": "uncertsam_utils.uq.laplace",
     "uncertsam_utils.uq.laplace_predictive": "uncertsam_utils.uq.laplace.predictive",
+    # UncertSAM-mini: one package, one module per domain family
+    "uncertsam_utils.data.mini_camouflage": "uncertsam_utils.data.mini.camouflage",
+    "uncertsam_utils.data.mini_common": "uncertsam_utils.data.mini.common",
+    "uncertsam_utils.data.mini_ct": "uncertsam_utils.data.mini.ct",
+    "uncertsam_utils.data.mini_diagnostics": "uncertsam_utils.data.mini.diagnostics",
+    "uncertsam_utils.data.mini_domains": "uncertsam_utils.data.mini.domains",
+    "uncertsam_utils.data.mini_fit": "uncertsam_utils.data.mini.fit",
+    "uncertsam_utils.data.mini_flare": "uncertsam_utils.data.mini.flare",
+    "uncertsam_utils.data.mini_glass": "uncertsam_utils.data.mini.glass",
+    "uncertsam_utils.data.mini_shadows": "uncertsam_utils.data.mini.shadows",
+    "uncertsam_utils.data.mini_shapes": "uncertsam_utils.data.mini.shapes",
+    "uncertsam_utils.data.mini_textures": "uncertsam_utils.data.mini.textures",
+    "uncertsam_utils.data.mini_thin": "uncertsam_utils.data.mini.thin",
+    # training: one loop for the post-hoc modules, the nano in its own folder, the variance network in one
+    "uncertsam_utils.schedule": "uncertsam_utils.training.schedule",
+    "uncertsam_utils.uq.varnet_head": "uncertsam_utils.uq.varnet.head",
+    "uncertsam_utils.uq.varnet_training": "uncertsam_utils.uq.varnet.training",
+    "uncertsam_utils.model.train_nano": "uncertsam_utils.model.nano",
+    "uncertsam_utils.model.nano_card": "uncertsam_utils.model.nano.card",
 }
 
 

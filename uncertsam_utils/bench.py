@@ -279,7 +279,7 @@ def _laplace_fit_case(predictor, *, images: int, seed: int):
     ``index`` of its own: encode, decode its jittered box, closed-form GGN; no prior search."""
     import torch
 
-    from .uq.laplace_posterior import PromptFeatures, feature_loader, get_recipe, make_laplace, synthetic_images
+    from .uq.laplace import PromptFeatures, feature_loader, get_recipe, make_laplace, synthetic_images
 
     spec = get_recipe("exact")
     data = synthetic_images(images, predictor.image_size, seed=seed)

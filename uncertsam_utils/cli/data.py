@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.names import DATASETS, SPLITS
+from ..data.names import DATASETS, FIT_SOURCE, SPLITS
 from .common import UserError, add_command, add_group, user_errors
 
 
@@ -27,7 +27,8 @@ def _download(args) -> int:
 
 def _import(args) -> int:
     """Convert a native dataset (see uncertsam_utils/data/importers/) into
-    <out>/<NAME>/{train,val,test}."""
+    <out>/<NAME>/{train,val,test}, or SA-1B folders into the fit set <out>/fit/{train,val}. A partial
+    download imports what is there."""
     from ..data.errors import DataError
     from ..data.importers import import_dataset
 
@@ -38,6 +39,11 @@ def _import(args) -> int:
         if args.name != "COD10K-v3":
             raise UserError("--include-noncam only applies to COD10K-v3")
         options["include_noncam"] = True
+    for flag, value in (("images", args.images), ("val_images", args.val_images)):
+        if value is not None:
+            if args.name != FIT_SOURCE:
+                raise UserError(f"--{flag.replace('_', '-')} only applies to {FIT_SOURCE}")
+            options[flag] = value
     if not Path(args.src).is_dir():
         raise UserError(f"{args.src}: source folder not found")
     with user_errors(DataError):
@@ -80,16 +86,7 @@ def _mini(args) -> int:
     Deterministic: the same seed gives identical files."""
     from ..data import mini
 
-    fit_sizes = mini.SMALL_FIT_SIZES if args.small else mini.FIT_SIZES
-    domain_sizes = mini.SMALL_DOMAIN_SIZES if args.small else mini.DOMAIN_SIZES
-    if args.out is None:  # the cache folder, reused when already complete
-        root = mini.default_root(args.seed)
-        root = root.with_name(root.name + "-small") if args.small else root
-        path = mini.ensure_mini(root, args.seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes, workers=args.workers)
-    else:
-        path = mini.generate_mini(args.out, args.seed, fit_sizes=fit_sizes, domain_sizes=domain_sizes,
-                                  workers=args.workers)
-    print(path)
+    print(mini.make_mini(args.out, args.seed, small=args.small, workers=args.workers))
     return 0
 
 
@@ -108,13 +105,15 @@ def _add_download(actions) -> None:
 
 def _add_import(actions) -> None:
     imp = add_command(actions, "import", _import, "convert a native dataset into the UncertSAM layout")
-    imp.add_argument("name", choices=DATASETS, metavar="NAME", help=" | ".join(DATASETS))
+    imp.add_argument("name", choices=(*DATASETS, FIT_SOURCE), metavar="NAME", help=" | ".join((*DATASETS, FIT_SOURCE)))
     imp.add_argument("--src", required=True, type=Path, help="the native dataset's folder")
     imp.add_argument("--out", required=True, type=Path, help="benchmark root folder to write into")
-    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment (default 0)")
+    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment, SA-1B: of the selection (default 0)")
     imp.add_argument("--min-area", type=int, help="smallest instance in source pixels (default: the importers' 32)")
     imp.add_argument("--overwrite", action="store_true", help="replace splits that already exist")
     imp.add_argument("--include-noncam", action="store_true", help="COD10K-v3: also the non-camouflaged images")
+    imp.add_argument("--images", type=int, help=f"{FIT_SOURCE}: fit/train images (default: all not in val)")
+    imp.add_argument("--val-images", type=int, help=f"{FIT_SOURCE}: fit/val images (default: a tenth of those found)")
 
 
 def _add_inspect(actions) -> None:

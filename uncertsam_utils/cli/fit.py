@@ -2,7 +2,7 @@
 
 * ``uncertsam fit laplace [--data DIR] --model NAME [--checkpoint FILE] --recipe exact|paper
   [--structure diag|kron|full] [--prior marglik|gridsearch|fixed] --out FILE``: the last-layer
-  Laplace posterior of SAM-2's treated layer (``uq/laplace_posterior.py``). The file holds only
+  Laplace posterior of SAM-2's treated layer (``uq/laplace/``). The file holds only
   that posterior (laplace-torch's ``state_dict`` and what rebuilds it) and the identity of the
   model it was fitted on; loading it for another model is an error. ``--data`` is a split folder
   (``.../<dataset>/<split>`` with ``images/`` and ``annotations/``) or a root holding
@@ -49,7 +49,13 @@ def _laplace(args) -> int:
     uncertsam fit laplace --device cuda ...`) each process fits its share of the prompts, the
     curvature is summed over the processes and rank 0 writes the file."""
     sleep_idle_threads()
+<<<<<<< HEAD
     from .. import distributed
+=======
+    from ..data.errors import DataError
+    from ..model import load_model
+    from ..uq.laplace import fit_posterior
+>>>>>>> main
 
     out = Path(args.out).expanduser()
     if out.exists() and not args.force:

@@ -71,7 +71,7 @@ def _nano(args) -> int:
     seed and thread count give the same weights. Writes --out ({'model': state_dict}) and --out with
     .json (SHA-256, seed, steps, time, command, data); checkpoints to <out>.resume.pt."""
     sleep_idle_threads()
-    from ..model.train_nano import DEFAULT_STEPS, resume_path, train_from_root
+    from ..model.nano import DEFAULT_STEPS, resume_path, train_from_root
 
     if args.steps is None:
         args.steps = DEFAULT_STEPS
@@ -98,7 +98,7 @@ def _nano(args) -> int:
 def _nano_card(args) -> int:
     """Box-only mIoU / mBIoU of the nano SAM-2 on <data>/fit/test and every test domain's test
     split."""
-    from ..model.nano_card import nano_card
+    from ..model.nano.card import nano_card
 
     root = _data_root(args)
     with user_errors(FileNotFoundError, ValueError):
@@ -121,7 +121,7 @@ def _varnet(args) -> int:
     keeping the epoch with the lowest loss on <data>/fit/val. SAM-2 stays frozen; --out holds only
     the head and the identity of the model it belongs to. Checkpoints to <out>.resume.pt."""
     sleep_idle_threads()
-    from ..uq.varnet_training import resume_path, train_from_root
+    from ..uq.varnet.training import resume_path, train_from_root
 
     out = _output(args, resume_path, at_least_one=("epochs",))
     set_threads(args.threads)
@@ -171,7 +171,7 @@ def _fusion(args) -> int:
             if args.posterior is None:
                 raise UserError(f"--uncertainty {args.uncertainty} has a Laplace first pass: pass --posterior FILE "
                                 "(from `uncertsam fit laplace`)")
-            from ..uq.laplace_posterior import LastLayerPosterior
+            from ..uq.laplace import LastLayerPosterior
 
             posterior = LastLayerPosterior.load(args.posterior, loaded)
         train_data, val_data = load_training_data(root, loaded.image_size, limit=args.images,

@@ -73,8 +73,11 @@ def decode_counts(counts: bytes) -> np.ndarray:
     return runs
 
 
-def parse_segmentation(segmentation, where: str) -> ParsedRle:
-    """Validate one ``segmentation`` entry of ``dataset.json``; ``where`` names it in errors."""
+def parse_segmentation(segmentation, where: str, *, base64_counts: bool = True) -> ParsedRle:
+    """Validate one ``segmentation`` entry of ``dataset.json``; ``where`` names it in errors.
+
+    ``base64_counts=False`` reads a plain COCO RLE, whose ``counts`` is the compressed string itself
+    (SA-1B's annotation files, pycocotools' own JSON)."""
     if not isinstance(segmentation, dict):
         raise DataError(f"{where}: 'segmentation' must be an object with 'size' and 'counts'")
     size = segmentation.get("size")
@@ -82,13 +85,14 @@ def parse_segmentation(segmentation, where: str) -> ParsedRle:
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         raise DataError(f"{where}: segmentation 'size' must be [H, W] with positive integers, got {size!r}")
     counts_text = segmentation.get("counts")
+    kind = "a base64 string of the COCO RLE bytes" if base64_counts else "a COCO compressed RLE string"
     if not isinstance(counts_text, str):
-        raise DataError(f"{where}: segmentation 'counts' must be a base64 string of the COCO RLE bytes, "
-                        f"got {type(counts_text).__name__}")
+        raise DataError(f"{where}: segmentation 'counts' must be {kind}, got {type(counts_text).__name__}")
     try:
-        counts = base64.b64decode(counts_text, validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise DataError(f"{where}: segmentation 'counts' is not valid base64 ({err})") from err
+        counts = base64.b64decode(counts_text, validate=True) if base64_counts else counts_text.encode("ascii")
+    except (binascii.Error, ValueError) as err:      # UnicodeEncodeError is a ValueError
+        encoding = "valid base64" if base64_counts else "ASCII"
+        raise DataError(f"{where}: segmentation 'counts' is not {encoding} ({err})") from err
     height, width = size
     try:
         runs = decode_counts(counts)

@@ -93,7 +93,7 @@ class _FusionRefinement(UQMethod):
 
         posterior = None
         if UNCERTAINTY_SOURCES[cls.uncertainty][0] == "laplace":
-            from ..uq.laplace_posterior import benchmark_posterior
+            from ..uq.laplace import benchmark_posterior
 
             posterior = benchmark_posterior(loaded_model, "exact", generator)
         return cls(fusion=DenseFusion(embed_dim_of(loaded_model.model)), posterior=posterior)

@@ -1,7 +1,7 @@
 """The two decoder passes of refinement, shared by training and evaluation (one road).
 
 First pass (no gradient): SAM-2 (``"sam"``) or the last-layer Laplace predictive (``"laplace"``,
-the exact closed form of ``uq/laplace_predictive.py``, fp32) gives logits z₀ and the entropy of its
+the exact closed form of ``uq/laplace/predictive.py``, fp32) gives logits z₀ and the entropy of its
 probability; the map fed to the fusion module is that entropy, or an all-ones map (the paper's
 ablation: the same pathway without uncertainty content).
 
@@ -54,7 +54,7 @@ def first_pass(kind: str, predictor, encoding, *, points, labels, image_index=No
             return FirstPass(logits, binary_entropy(torch.sigmoid(logits)), out.iou)
         if posterior is None:
             raise ValueError("a Laplace first pass needs a fitted posterior (`uncertsam fit laplace`)")
-        from ..uq.laplace_predictive import predictive_maps
+        from ..uq.laplace.predictive import predictive_maps
 
         var = posterior.logit_variance(out.h, out.U)
         _, logits, maps = predictive_maps(out.logits.float(), var, maps=("entropy",))

@@ -15,7 +15,7 @@ Recipe (``FusionTrainConfig``; the paper's values unless marked):
   + |IoU_pred − IoU(z₁ > 0, y)| (mean over objects), on z₁ upsampled to the input frame; summed over
   the steps (each step back-propagated at once: the same gradient, one step's graph in memory).
 * **Optimiser**: AdamW lr 1e-4, gradient-norm clipping 0.1, SAM-2's warm-up / constant / decay
-  schedule (``schedule.py``); weight decay 0.01 for every map (*change*: the paper used 0.001 for
+  schedule (``training/schedule.py``); weight decay 0.01 for every map (*change*: the paper used 0.001 for
   its ones-map runs; one value keeps the ones-map ablation a change of the map alone).
 * **Initialisation**: ``"exact"`` (*default, ours*; the untrained module is mask-prompt refinement)
   or ``"paper"`` (PyTorch's default init).
@@ -26,13 +26,15 @@ Recipe (``FusionTrainConfig``; the paper's values unless marked):
   or click) from one ``torch.Generator``. ``<out>.resume.pt`` is written every
   ``checkpoint_every`` steps and after each epoch (module, optimiser, scheduler, generator, epoch
   order and position); ``resume=True`` continues exactly as an uninterrupted run.
+
+The loop itself is the package's one training loop (``training/loop.py``); this module supplies the
+fusion module, its loss and its data (``FusionTrainer``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +44,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import cache_digest, fit_data_key, read_resume, save_atomic
+from ..artifacts import cache_digest, fit_data_key, model_identity
 from ..model.predictor import Predictor
 from ..prompts import jitter_boxes, sample_clicks
-from ..schedule import warmup_constant_decay
+from ..training import (RESUME_SUFFIX, EpochLoop, LoopConfig, ResumeFile, adamw_with_schedule,  # noqa: F401
+                        load_fit_split, resume_path, warmup_constant_decay)
 from .fusion import INITS, DenseFusion, embed_dim_of, save_fusion
 from .passes import UNCERTAINTY_SOURCES, box_points, first_pass, second_pass
 
-RESUME_SUFFIX = ".resume.pt"
 RECIPE_VERSION = 1  # part of the cache key: bump when the training code changes what it produces
 _STREAM_TAG = 0x66757365  # "fuse": separates this run's data stream from other uses of the seed
 
@@ -183,7 +185,12 @@ def _encode(predictor: Predictor, data, images) -> object:
 def train_step(predictor: Predictor, fusion: DenseFusion, posterior, data, image: int, config: FusionTrainConfig,
                generator: torch.Generator) -> dict[str, float]:
     """Forward and backward of one image's steps (gradients accumulate in ``fusion``); its mean loss."""
-    prompts = image_prompts(data, image, config, generator)
+    return prompted_step(predictor, fusion, posterior, data, image, image_prompts(data, image, config, generator), config)
+
+
+def prompted_step(predictor: Predictor, fusion: DenseFusion, posterior, data, image: int, prompts: ImagePrompts,
+                  config: FusionTrainConfig) -> dict[str, float]:
+    """``train_step`` with the image's prompts already drawn."""
     encoding = _encode(predictor, data, [image])
     targets = prompts.targets.to(predictor.device)
     total, first_iou, refined_iou = 0.0, 0.0, 0.0
@@ -235,12 +242,37 @@ class FusionTrainResult:
     record: dict
 
 
-def resume_path(out: Path) -> Path:
-    return Path(str(out) + RESUME_SUFFIX)
+@dataclass
+class FusionTrainer:
+    """The fusion module's part of the training loop (``training.Trainer``): its model, loss and data."""
 
+    module: DenseFusion
+    predictor: Predictor
+    posterior: object  # the fitted Laplace posterior of a Laplace first pass, else None
+    train_data: object  # FitData at the model's input size
+    val_data: object
+    config: FusionTrainConfig
+    state_name = "fusion"
 
-def _stream_seed(seed: int) -> int:
-    return int(np.random.SeedSequence([int(seed), _STREAM_TAG]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    def prepare(self) -> None:
+        pass  # the image encoder runs per step: nothing to compute before
+
+    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator):
+        for position in range(start, len(order)):
+            image = int(order[position])
+            yield image, image_prompts(self.train_data, image, self.config, generator)
+
+    def backward(self, batch) -> dict[str, float]:
+        image, prompts = batch
+        return prompted_step(self.predictor, self.module, self.posterior, self.train_data, image, prompts, self.config)
+
+    def validate(self) -> dict[str, float]:
+        return validate(self.predictor, self.module, self.posterior, self.val_data, self.config)
+
+    def describe(self, row: dict, seconds: float) -> str:
+        return (f"fusion {self.config.uncertainty} epoch {row['epoch']}/{self.config.epochs}: train loss "
+                f"{row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  val mIoU first pass "
+                f"{row['val_miou_first']:.4f} -> refined {row['val_miou_refined']:.4f}")
 
 
 def train_fusion(loaded_model, train_data, val_data, *, config: FusionTrainConfig = FusionTrainConfig(),
@@ -251,10 +283,6 @@ def train_fusion(loaded_model, train_data, val_data, *, config: FusionTrainConfi
 
     ``posterior``: the fitted Laplace posterior of a Laplace first pass. ``stop_after_steps`` ends the
     run early after writing the resume state (for tests of resuming)."""
-    from tqdm.auto import tqdm
-
-    from ..uq.varnet_head import model_identity
-
     if config.first_pass == "laplace" and posterior is None:
         raise ValueError(f"--uncertainty {config.uncertainty} has a Laplace first pass: give a fitted posterior")
     model = loaded_model.model.eval()
@@ -263,98 +291,34 @@ def train_fusion(loaded_model, train_data, val_data, *, config: FusionTrainConfi
         posterior.check_layer(predictor.treated_layer)
     fusion = DenseFusion(embed_dim_of(model), init=config.init, seed=seed).to(predictor.device).train()
     total_steps = config.epochs * train_data.num_images
-    decayed = [p for p in fusion.parameters() if p.ndim > 1]
-    not_decayed = [p for p in fusion.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decayed, "weight_decay": config.weight_decay},
-                                   {"params": not_decayed, "weight_decay": 0.0}], lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_constant_decay(step, total_steps, config.warmup_fraction, config.decay_fraction))
-    generator = torch.Generator().manual_seed(_stream_seed(seed))
+    optimizer, scheduler = adamw_with_schedule(
+        fusion, lr=config.lr, weight_decay=config.weight_decay,
+        lr_factor=lambda step: warmup_constant_decay(step, total_steps, config.warmup_fraction, config.decay_fraction))
     key = {"seed": int(seed), "config": dataclasses.asdict(config), "model": model_identity(loaded_model),
            "train": train_data.fingerprint, "val": val_data.fingerprint,
            "posterior": None if posterior is None else posterior_fingerprint(posterior)}
-    history: list[dict] = []
-    best: dict | None = None
-    epoch, position, order, seconds = 0, 0, None, 0.0
-    sums = {"loss": 0.0, "iou_first": 0.0, "iou_refined": 0.0}  # this epoch's running totals
-    ckpt = resume_path(out) if out is not None else None
-    if resume and ckpt is not None and ckpt.is_file():
-        state = read_resume(ckpt, key)
-        fusion.load_state_dict(state["fusion"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        epoch, position, order, sums = state["epoch"], state["position"], state["order"], state["sums"]
-        history, best, seconds = state["history"], state["best"], state["seconds"]
-        log(f"resumed from {ckpt} at epoch {epoch + 1}, image {position}")
-
-    def save_state() -> None:
-        if ckpt is None:
-            return
-        save_atomic({"fusion": fusion.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "epoch": epoch,
-                    "position": position, "order": order, "sums": sums, "key": key, "history": history, "best": best,
-                    "seconds": seconds}, ckpt)
-
-    steps_done = 0
+    loop_config = LoopConfig(epochs=config.epochs, items=train_data.num_images, steps_per_epoch=train_data.num_images,
+                             grad_clip=config.grad_clip, stream_tag=_STREAM_TAG, label=f"fusion {config.uncertainty}",
+                             unit="img", checkpoint_every=config.checkpoint_every)
+    resume_file = ResumeFile.beside(out, key)
+    trainer = FusionTrainer(fusion, predictor, posterior, train_data, val_data, config)
+    loop = EpochLoop(trainer, optimizer, scheduler, loop_config, seed=seed, resume_file=resume_file,
+                     progress=progress, log=log)
     with frozen(model):
-        while epoch < config.epochs:
-            if order is None:
-                order = torch.randperm(train_data.num_images, generator=generator)
-            tic = time.perf_counter()
-            bar = tqdm(total=train_data.num_images, initial=position, desc=f"fusion {config.uncertainty} epoch "
-                       f"{epoch + 1}/{config.epochs}", unit="img", disable=not progress, leave=False)
-            while position < train_data.num_images:
-                optimizer.zero_grad(set_to_none=True)
-                parts = train_step(predictor, fusion, posterior, train_data, int(order[position]), config, generator)
-                torch.nn.utils.clip_grad_norm_(fusion.parameters(), config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                for name in sums:
-                    sums[name] += parts[name]
-                position += 1
-                steps_done += 1
-                bar.update(1)
-                if position % 20 == 0:
-                    bar.set_postfix_str(f"loss {parts['loss']:.3f}")
-                if stop_after_steps is not None and steps_done >= stop_after_steps:
-                    seconds += time.perf_counter() - tic
-                    save_state()
-                    bar.close()
-                    return FusionTrainResult(fusion.eval(), history, -1, None, {"stopped_after_steps": steps_done})
-                if position % config.checkpoint_every == 0 and position < train_data.num_images:
-                    seconds += time.perf_counter() - tic
-                    tic = time.perf_counter()
-                    save_state()
-            bar.close()
-            scores = validate(predictor, fusion, posterior, val_data, config)
-            epoch_seconds = time.perf_counter() - tic
-            seconds += epoch_seconds
-            row = {"epoch": epoch + 1, **{f"train_{k}": v / train_data.num_images for k, v in sums.items()}, **scores,
-                   "lr": scheduler.get_last_lr()[0]}
-            history.append(row)
-            if best is None or scores["val_loss"] < best["val_loss"]:
-                best = {"epoch": epoch + 1, "val_loss": scores["val_loss"],
-                        "state": {k: v.detach().cpu().clone() for k, v in fusion.state_dict().items()}}
-            log(f"fusion {config.uncertainty} epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f}  "
-                f"val loss {scores['val_loss']:.4f}  val mIoU first pass {scores['val_miou_first']:.4f} -> "
-                f"refined {scores['val_miou_refined']:.4f}")
-            epoch, position, order = epoch + 1, 0, None
-            sums = {name: 0.0 for name in sums}
-            save_state()
-
-    fusion.load_state_dict(best["state"])
-    fusion.eval()
-    record = {"seed": int(seed), "config": dataclasses.asdict(config), "history": history, "best_epoch": best["epoch"],
-              "train_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+        result = loop.run(resume=resume, stop_after_steps=stop_after_steps)
+    if not result.finished:
+        return FusionTrainResult(fusion, result.history, -1, None, {"stopped_after_steps": result.steps})
+    record = {"seed": int(seed), "config": dataclasses.asdict(config), "history": result.history,
+              "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
+              "threads": torch.get_num_threads(),
               "train_data": {"images": train_data.num_images, "masks": train_data.num_masks,
                              "fingerprint": train_data.fingerprint},
               "val_images": min(config.val_images, val_data.num_images),
               "posterior": key["posterior"], "model_label": loaded_model.label, **(extra_record or {})}
     if out is not None:
         save_fusion(fusion, out, model_identity(loaded_model), uncertainty=config.uncertainty, training=record)
-        ckpt.unlink(missing_ok=True)
-    return FusionTrainResult(fusion, history, best["epoch"], out, record)
+        resume_file.remove()
+    return FusionTrainResult(fusion, result.history, result.best_epoch, out, record)
 
 
 def posterior_fingerprint(posterior) -> str:
@@ -380,38 +344,47 @@ def posterior_fingerprint(posterior) -> str:
 
 # ------------------------------------------------------------------------------------ caching, CLI
 
+def fusion_cache_key(root: Path, loaded_model, config: FusionTrainConfig, seed: int, posterior=None,
+                     limit: int | None = None) -> dict:
+    """What a module trained by ``train_or_load_fusion`` depends on (with ``artifacts.full_key``'s code
+    and libraries): the model, the recipe, the seed, the fit data's content, ``limit`` and the
+    Laplace first pass's posterior."""
+    return {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
+            "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
+            "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)}
+
+
 def cached_fusion_path(root: Path, loaded_model, config: FusionTrainConfig, seed: int, posterior=None,
                        limit: int | None = None) -> Path:
-    """Where ``train_or_load_fusion`` keeps the module trained from these inputs (under the cache folder)."""
-    from ..paths import cache_dir
-    from ..uq.varnet_head import model_identity
+    """Where ``train_or_load_fusion`` keeps the module trained from these inputs (under the results cache)."""
+    from ..paths import results_cache_dir
 
-    digest = cache_digest({
-        "model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
-        "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
-        "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)})
-    return cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{digest}.pt"
+    digest = cache_digest(fusion_cache_key(root, loaded_model, config, seed, posterior, limit))
+    return results_cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{digest}.pt"
 
 
 def load_training_data(root: Path, size: int, *, limit: int | None = None, val_images: int = 64, progress: bool = False):
-    from ..uq.varnet_training import load_fit_split
-
+    """``fit/train`` (its first ``limit`` images) and the first ``val_images`` of ``fit/val``."""
     return (load_fit_split(root, "train", size, limit=limit, progress=progress),
             load_fit_split(root, "val", size, limit=val_images, progress=progress))
 
 
 def train_or_load_fusion(root: Path, loaded_model, *, config: FusionTrainConfig, posterior=None, seed: int = 0,
                          limit: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> Path:
-    """The module for these inputs from the cache, training it first (resumably) when missing; its path."""
+    """The module for these inputs from the cache (verified), training it first (resumably) when missing; its path."""
+    from ..artifacts import full_key
+    from ..cache.entries import record_entry, reuse_entry
+
     path = cached_fusion_path(root, loaded_model, config, seed, posterior, limit)
-    if path.is_file():
-        log(f"using the cached fusion module {path}")
+    if reuse_entry(path, log):
+        log(f"using the cached fusion module {path.name}")
         return path
     train_data, val_data = load_training_data(Path(root), loaded_model.image_size, limit=limit,
                                               val_images=config.val_images, progress=progress)
     train_fusion(loaded_model, train_data, val_data, config=config, posterior=posterior, out=path, seed=seed,
-                 resume=True, progress=progress, extra_record={"data": {"root": str(Path(root).resolve()), "limit": limit}},
+                 resume=True, progress=progress, extra_record={"data": {"root": Path(root).name, "limit": limit}},
                  log=log)
+    record_entry(path, "fusion", full_key(fusion_cache_key(root, loaded_model, config, seed, posterior, limit)))
     return path
 
 
@@ -429,11 +402,12 @@ def find_fusion_modules(root: Path, loaded_model, variants, *, given: dict | Non
     ``<root>/fit/train`` (``limit``: its first N images) and cached. ``posterior`` (a file or a
     fitted posterior) is the Laplace first pass of ``fusion-laplace`` and ``fusion-ones``. Variants
     whose module is missing are left out of the result (``build_methods`` then says what is missing)."""
+    from ..cache.entries import reuse_entry
     from ..uq import METHODS
 
     given = dict(given or {})
     if isinstance(posterior, (str, Path)):
-        from ..uq.laplace_posterior import LastLayerPosterior
+        from ..uq.laplace import LastLayerPosterior
 
         posterior = LastLayerPosterior.load(posterior, loaded_model)
     out: dict[str, Path] = {}
@@ -449,7 +423,7 @@ def find_fusion_modules(root: Path, loaded_model, variants, *, given: dict | Non
             log(f"{name}: no Laplace posterior, so no first pass to train on")
             continue
         path = cached_fusion_path(Path(root), loaded_model, config, seed, posterior, limit)
-        if path.is_file() or train_missing:
+        if reuse_entry(path, log) or train_missing:
             out[name] = train_or_load_fusion(Path(root), loaded_model, config=config, posterior=posterior, seed=seed,
                                              limit=limit, progress=progress, log=log)
     return out

@@ -14,33 +14,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, ImportResult, Loaded, SourceImage, run_import
-from uncertsam_utils.data.importers.readers import list_files, read_binary_mask, read_rgb, require_dir
+from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, Found, ImportResult, run_import
+from uncertsam_utils.data.importers.sources import binary_mask, image_with, paired_sources
 
 NAME = "BIG"
 PLAN = {"val": {"train": 0.8, "val": 0.2}, "test": {"test": 1.0}}
 
 
-def find_sources(src: Path) -> list[SourceImage]:
-    sources = []
+def find_sources(src: Path) -> Found:
+    found = Found(NAME, src)
     for native in PLAN:
-        folder = require_dir(src / native, f"BIG {native} images (<name>_im.jpg + <name>_gt.png)")
-        for image_path in list_files(folder):
-            if not image_path.stem.endswith("_im"):
-                continue
-            mask_path = folder / f"{image_path.stem.removesuffix('_im')}_gt.png"
-            if not mask_path.is_file():
-                raise DataError(f"{image_path}: no ground truth {mask_path}")
-            key = f"{native}/{image_path.name}"
-            sources.append(SourceImage(key, key, native, _loader(image_path, mask_path)))
-    return sources
+        folder = src / native
+        if found.part(native, (folder, f"BIG {native} images, <name>_im.jpg + <name>_gt.png")):
+            found.sources += paired_sources(folder, pool=native, key_prefix=f"{native}/",
+                                            keep=lambda p: p.stem.endswith("_im"), mask_for=_ground_truth,
+                                            mask_kind="ground truth",
+                                            loader=image_with(binary_mask, split_components=False))
+    return found
 
 
-def _loader(image_path: Path, mask_path: Path):
-    return lambda: Loaded(read_rgb(image_path), [read_binary_mask(mask_path)], split_components=False)
+def _ground_truth(image_path: Path) -> Path:
+    return image_path.with_name(f"{image_path.stem.removesuffix('_im')}_gt.png")
 
 
 def import_big(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite)

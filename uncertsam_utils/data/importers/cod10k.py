@@ -19,34 +19,33 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import (CARVE_VAL, DEFAULT_MIN_AREA, ImportResult, Loaded, SourceImage,
-                                                 run_import)
-from uncertsam_utils.data.importers.readers import (list_files, read_binary_mask, read_label_map, read_rgb,
-                                                    require_dir)
+from uncertsam_utils.data.importers.base import CARVE_VAL, DEFAULT_MIN_AREA, Found, ImportResult, Loaded, run_import
+from uncertsam_utils.data.importers.readers import read_binary_mask, read_label_map, read_rgb
+from uncertsam_utils.data.importers.sources import paired_sources
 
 NAME = "COD10K-v3"
 NATIVE = {"train": "Train", "test": "Test"}
 PLAN = {"train": CARVE_VAL, "test": {"test": 1.0}}
 
 
-def find_sources(src: Path, include_noncam: bool = False) -> list[SourceImage]:
-    sources = []
+def find_sources(src: Path, include_noncam: bool = False) -> Found:
+    found = Found(NAME, src)
     for pool, folder in NATIVE.items():
-        images = require_dir(src / folder / "Image", "COD10K images")
-        objects = require_dir(src / folder / "GT_Object", "COD10K object masks")
-        instances = src / folder / "GT_Instance"
-        for image_path in list_files(images):
-            if "-CAM-" not in image_path.name and not include_noncam:
-                continue
-            object_path = objects / f"{image_path.stem}.png"
-            if not object_path.is_file():
-                raise DataError(f"{image_path}: no object mask {object_path}")
-            instance_path = instances / f"{image_path.stem}.png"
-            key = f"{folder}/{image_path.name}"
-            sources.append(SourceImage(key, key, pool, _loader(image_path, object_path,
-                                                               instance_path if instance_path.is_file() else None)))
-    return sources
+        images, objects = src / folder / "Image", src / folder / "GT_Object"
+        if found.part(pool, (images, "COD10K images"), (objects, "COD10K object masks")):
+            found.sources += paired_sources(images, pool=pool, key_prefix=f"{folder}/",
+                                            keep=lambda p: include_noncam or "-CAM-" in p.name,
+                                            mask_for=lambda p: objects / f"{p.stem}.png", mask_kind="object mask",
+                                            loader=_loader_with(src / folder / "GT_Instance"))
+    return found
+
+
+def _loader_with(instances: Path):
+    """Loads the native instance map when there is one for the image, else the object mask."""
+    def loader(image_path: Path, object_path: Path):
+        instance_path = instances / f"{image_path.stem}.png"
+        return _loader(image_path, object_path, instance_path if instance_path.is_file() else None)
+    return loader
 
 
 def _loader(image_path: Path, object_path: Path, instance_path: Path | None):
@@ -61,5 +60,5 @@ def _loader(image_path: Path, object_path: Path, instance_path: Path | None):
 
 def import_cod10k(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False,
                   include_noncam: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src), include_noncam), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src), include_noncam), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite, options={"include_noncam": include_noncam})

@@ -13,30 +13,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, POOLED, ImportResult, Loaded, SourceImage, run_import
-from uncertsam_utils.data.importers.readers import list_files, read_binary_mask, read_rgb, require_dir
+from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, POOLED, Found, ImportResult, run_import
+from uncertsam_utils.data.importers.sources import binary_mask, image_with, paired_sources
 
 NAME = "COIFT"
 PLAN = {"all": POOLED}
 
 
-def find_sources(src: Path) -> list[SourceImage]:
-    images = require_dir(src / "images", "COIFT images")
-    masks = require_dir(src / "masks", "COIFT masks")
-    sources = []
-    for image_path in list_files(images):
-        mask_path = masks / f"{image_path.stem}.png"
-        if not mask_path.is_file():
-            raise DataError(f"{image_path}: no mask {mask_path}")
-        sources.append(SourceImage(image_path.name, image_path.name, "all", _loader(image_path, mask_path)))
-    return sources
-
-
-def _loader(image_path: Path, mask_path: Path):
-    return lambda: Loaded(read_rgb(image_path), [read_binary_mask(mask_path)], split_components=False)
+def find_sources(src: Path) -> Found:
+    found = Found(NAME, src)
+    images, masks = src / "images", src / "masks"
+    if found.part("all", (images, "COIFT images"), (masks, "COIFT masks")):
+        found.sources = paired_sources(images, pool="all", key_prefix="", mask_for=lambda p: masks / f"{p.stem}.png",
+                                       mask_kind="mask", loader=image_with(binary_mask, split_components=False))
+    return found
 
 
 def import_coift(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite)

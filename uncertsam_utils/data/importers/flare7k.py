@@ -19,26 +19,31 @@ from pathlib import Path
 import numpy as np
 
 from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, POOLED, ImportResult, Loaded, SourceImage, run_import
-from uncertsam_utils.data.importers.readers import list_files, read_rgb, read_rgb_mask, require_dir
+from uncertsam_utils.data.importers.base import (DEFAULT_MIN_AREA, POOLED, Found, ImportResult, SourceImage,
+                                                 run_import)
+from uncertsam_utils.data.importers.readers import list_files, read_rgb_mask
+from uncertsam_utils.data.importers.sources import image_with
 
 NAME = "Flare7K"
 KINDS = ("real", "synthetic")
 PLAN = {kind: POOLED for kind in KINDS}
 
 
-def find_sources(src: Path) -> list[SourceImage]:
+def find_sources(src: Path) -> Found:
     root = src / "test_data" if (src / "test_data").is_dir() else src
-    sources = []
+    load = image_with(_class_maps_of, split_components=True)
+    found = Found(NAME, src)
     for kind in KINDS:
-        inputs = list_files(require_dir(root / kind / "input", f"Flare7K++ {kind} test inputs"))
-        masks = list_files(require_dir(root / kind / "mask", f"Flare7K++ {kind} test masks"))
+        if not found.part(kind, (root / kind / "input", f"Flare7K++ {kind} test inputs"),
+                          (root / kind / "mask", f"Flare7K++ {kind} test masks")):
+            continue
+        inputs, masks = list_files(root / kind / "input"), list_files(root / kind / "mask")
         if len(inputs) != len(masks):
             raise DataError(f"{root / kind}: {len(inputs)} inputs but {len(masks)} masks; they pair by sorted order")
         for image_path, mask_path in zip(inputs, masks):
             key = f"{kind}/{image_path.name}"
-            sources.append(SourceImage(key, key, kind, _loader(image_path, mask_path)))
-    return sources
+            found.sources.append(SourceImage(key, key, kind, load(image_path, mask_path)))
+    return found
 
 
 def class_maps(rgb: np.ndarray) -> list[np.ndarray]:
@@ -47,10 +52,10 @@ def class_maps(rgb: np.ndarray) -> list[np.ndarray]:
     return [red & green & ~blue, red & ~green & ~blue, blue]
 
 
-def _loader(image_path: Path, mask_path: Path):
-    return lambda: Loaded(read_rgb(image_path), class_maps(read_rgb_mask(mask_path)), split_components=True)
+def _class_maps_of(mask_path: Path) -> list[np.ndarray]:
+    return class_maps(read_rgb_mask(mask_path))
 
 
 def import_flare7k(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite)

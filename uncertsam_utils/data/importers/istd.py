@@ -16,39 +16,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import (CARVE_VAL, DEFAULT_MIN_AREA, ImportResult, Loaded, SourceImage,
-                                                 run_import)
-from uncertsam_utils.data.importers.readers import list_files, read_binary_mask, read_rgb, require_dir
+from uncertsam_utils.data.importers.base import CARVE_VAL, DEFAULT_MIN_AREA, Found, ImportResult, run_import
+from uncertsam_utils.data.importers.sources import binary_mask, image_with, paired_sources
 
 NAME = "ISTD"
 PLAN = {"train": CARVE_VAL, "test": {"test": 1.0}}
 
 
-def find_sources(src: Path) -> list[SourceImage]:
-    sources = []
+def find_sources(src: Path) -> Found:
+    found = Found(NAME, src)
     for native in ("train", "test"):
-        images = require_dir(src / native / f"{native}_A", "ISTD shadow images")
-        masks = require_dir(src / native / f"{native}_B", "ISTD shadow masks")
-        for image_path in list_files(images):
-            mask_path = _mask_for(image_path, masks)
-            scene = image_path.stem.split("-")[0]
-            sources.append(SourceImage(f"{native}/{image_path.name}", scene, native,
-                                       _loader(image_path, mask_path)))
-    return sources
+        images, masks = src / native / f"{native}_A", src / native / f"{native}_B"
+        if found.part(native, (images, "ISTD shadow images"), (masks, "ISTD shadow masks")):
+            found.sources += paired_sources(images, pool=native, key_prefix=f"{native}/",
+                                            mask_for=lambda p: _mask_for(p, masks), mask_kind="shadow mask",
+                                            group_of=lambda p: p.stem.split("-")[0],
+                                            loader=image_with(binary_mask, split_components=True))
+    return found
 
 
 def _mask_for(image_path: Path, masks: Path) -> Path:
+    """The mask of the same name, or of the same stem as PNG (the first when neither exists)."""
     for candidate in (masks / image_path.name, masks / f"{image_path.stem}.png"):
         if candidate.is_file():
             return candidate
-    raise DataError(f"{image_path}: no shadow mask {masks / image_path.name}")
-
-
-def _loader(image_path: Path, mask_path: Path):
-    return lambda: Loaded(read_rgb(image_path), [read_binary_mask(mask_path)], split_components=True)
+    return masks / image_path.name
 
 
 def import_istd(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite)

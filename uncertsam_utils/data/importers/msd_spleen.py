@@ -21,8 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, POOLED, ImportResult, Loaded, SourceImage, run_import
-from uncertsam_utils.data.importers.readers import list_files, require_dir
+from uncertsam_utils.data.importers.base import (DEFAULT_MIN_AREA, POOLED, Found, ImportResult, Loaded, SourceImage,
+                                                 run_import)
+from uncertsam_utils.data.importers.readers import list_files
 
 NAME = "MSD_Spleen"
 PLAN = {"all": POOLED}
@@ -30,11 +31,13 @@ WINDOW = (40.0, 400.0)       # level, width in HU
 SPLEEN = 1
 
 
-def find_sources(src: Path, window=WINDOW) -> list[SourceImage]:
-    images = require_dir(src / "imagesTr", "MSD CT volumes")
-    labels = require_dir(src / "labelsTr", "MSD spleen labels")
+def find_sources(src: Path, window=WINDOW) -> Found:
+    found = Found(NAME, src)
+    images, labels = src / "imagesTr", src / "labelsTr"
+    # imagesTs has no labels: every split of the benchmark is cut from the labelled volumes
+    if not found.part("all", (images, "MSD CT volumes"), (labels, "MSD spleen labels; imagesTs/ has none")):
+        return found
     cache = _VolumeCache(window)
-    sources = []
     for image_path in tqdm(list_files(images, (".gz", ".nii")), desc="scan MSD labels", unit="volume", disable=None):
         volume = _volume_name(image_path)
         label_path = labels / image_path.name
@@ -43,9 +46,9 @@ def find_sources(src: Path, window=WINDOW) -> list[SourceImage]:
         spleen = _read_volume(label_path, np.float32)
         slices = np.flatnonzero((np.rint(spleen) == SPLEEN).any(axis=(0, 1)))
         for k in slices:
-            sources.append(SourceImage(f"{volume}/{int(k):04d}", volume, "all",
-                                       _loader(cache, image_path, label_path, int(k))))
-    return sources
+            found.sources.append(SourceImage(f"{volume}/{int(k):04d}", volume, "all",
+                                             _loader(cache, image_path, label_path, int(k))))
+    return found
 
 
 def _volume_name(path: Path) -> str:
@@ -97,5 +100,5 @@ def _loader(cache: _VolumeCache, image_path: Path, label_path: Path, k: int):
 
 def import_msd_spleen(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False,
                       window: tuple[float, float] = WINDOW) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src), window), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src), window), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite, options={"window_level_width": list(window)})

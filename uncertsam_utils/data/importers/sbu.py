@@ -13,34 +13,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import (CARVE_VAL, DEFAULT_MIN_AREA, ImportResult, Loaded, SourceImage,
-                                                 run_import)
-from uncertsam_utils.data.importers.readers import list_files, read_binary_mask, read_rgb, require_dir
+from uncertsam_utils.data.importers.base import CARVE_VAL, DEFAULT_MIN_AREA, Found, ImportResult, run_import
+from uncertsam_utils.data.importers.sources import binary_mask, image_with, paired_sources
 
 NAME = "SBU-shadow"
 NATIVE = {"train": "SBUTrain4KRecoveredSmall", "test": "SBU-Test"}
 PLAN = {"train": CARVE_VAL, "test": {"test": 1.0}}
 
 
-def find_sources(src: Path) -> list[SourceImage]:
-    sources = []
+def find_sources(src: Path) -> Found:
+    found = Found(NAME, src)
     for pool, folder in NATIVE.items():
-        images = require_dir(src / folder / "ShadowImages", "SBU shadow images")
-        masks = require_dir(src / folder / "ShadowMasks", "SBU shadow masks")
-        for image_path in list_files(images):
-            mask_path = masks / f"{image_path.stem}.png"
-            if not mask_path.is_file():
-                raise DataError(f"{image_path}: no shadow mask {mask_path}")
-            key = f"{folder}/{image_path.name}"
-            sources.append(SourceImage(key, key, pool, _loader(image_path, mask_path)))
-    return sources
-
-
-def _loader(image_path: Path, mask_path: Path):
-    return lambda: Loaded(read_rgb(image_path), [read_binary_mask(mask_path)], split_components=True)
+        images, masks = src / folder / "ShadowImages", src / folder / "ShadowMasks"
+        if found.part(pool, (images, "SBU shadow images"), (masks, "SBU shadow masks")):
+            found.sources += paired_sources(images, pool=pool, key_prefix=f"{folder}/",
+                                            mask_for=lambda p: masks / f"{p.stem}.png", mask_kind="shadow mask",
+                                            loader=image_with(binary_mask, split_components=True))
+    return found
 
 
 def import_sbu(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite)

@@ -19,30 +19,30 @@ from pathlib import Path
 import numpy as np
 
 from uncertsam_utils.data.errors import DataError
-from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, ImportResult, Loaded, SourceImage, run_import
-from uncertsam_utils.data.importers.readers import list_files, read_rgb, read_rgb_mask, require_dir
+from uncertsam_utils.data.importers.base import DEFAULT_MIN_AREA, Found, ImportResult, run_import
+from uncertsam_utils.data.importers.readers import read_rgb_mask, require_dir
+from uncertsam_utils.data.importers.sources import image_with, paired_sources
 
 NAME = "Trans10K"
 PLAN = {"train": {"train": 1.0}, "validation": {"val": 1.0}, "test": {"test": 1.0}}
 THINGS_SUM, STUFF_SUM = 255, 765      # R+G+B of mean 85 and of mean 255
 
 
-def find_sources(src: Path) -> list[SourceImage]:
-    sources = []
+def find_sources(src: Path) -> Found:
+    found = Found(NAME, src)
     for native in PLAN:
-        base = require_dir(src / native, f"Trans10K {native} split")
+        base = src / native
+        if not found.part(native, (base, f"Trans10K {native} split, images/ + masks/ below it")):
+            continue
         image_dirs = sorted(p for p in base.rglob("images") if p.is_dir())
         if not image_dirs:
             raise DataError(f"{base}: no images/ folder below it")
         for images in image_dirs:
             masks = require_dir(images.parent / "masks", "Trans10K masks next to images/")
-            for image_path in list_files(images):
-                mask_path = masks / f"{image_path.stem}_mask.png"
-                if not mask_path.is_file():
-                    raise DataError(f"{image_path}: no mask {mask_path}")
-                key = image_path.relative_to(src).as_posix()
-                sources.append(SourceImage(key, key, native, _loader(image_path, mask_path)))
-    return sources
+            found.sources += paired_sources(images, pool=native, key_prefix=f"{images.relative_to(src).as_posix()}/",
+                                            mask_for=lambda p: masks / f"{p.stem}_mask.png", mask_kind="mask",
+                                            loader=image_with(_class_maps_of, split_components=True))
+    return found
 
 
 def class_maps(rgb: np.ndarray) -> list[np.ndarray]:
@@ -51,10 +51,10 @@ def class_maps(rgb: np.ndarray) -> list[np.ndarray]:
     return [total == THINGS_SUM, total == STUFF_SUM]
 
 
-def _loader(image_path: Path, mask_path: Path):
-    return lambda: Loaded(read_rgb(image_path), class_maps(read_rgb_mask(mask_path)), split_components=True)
+def _class_maps_of(mask_path: Path) -> list[np.ndarray]:
+    return class_maps(read_rgb_mask(mask_path))
 
 
 def import_trans10k(src, out, *, seed: int = 0, min_area: int = DEFAULT_MIN_AREA, overwrite: bool = False) -> ImportResult:
-    return run_import(NAME, find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
+    return run_import(find_sources(Path(src)), out, plan=PLAN, seed=seed, min_area=min_area,
                       overwrite=overwrite)
