@@ -49,13 +49,7 @@ def _laplace(args) -> int:
     uncertsam fit laplace --device cuda ...`) each process fits its share of the prompts, the
     curvature is summed over the processes and rank 0 writes the file."""
     sleep_idle_threads()
-<<<<<<< HEAD
     from .. import distributed
-=======
-    from ..data.errors import DataError
-    from ..model import load_model
-    from ..uq.laplace import fit_posterior
->>>>>>> main
 
     out = Path(args.out).expanduser()
     if out.exists() and not args.force:

@@ -31,7 +31,8 @@ def _run(args) -> int:
     from ..evaluation.jobs import NPROC_VARIABLE
     from ..reproduce import OverrideError, run_profile
 
-<<<<<<< HEAD
+    from ..checked_outputs import ExpectedOutputsError
+
     if launched():
         raise UserError("run `uncertsam reproduce` as one process, not under torchrun: the notebooks would run once "
                         "per process; pass --eval-nproc N to run their evaluations in N processes")
@@ -39,14 +40,9 @@ def _run(args) -> int:
         if args.eval_nproc < 1:
             raise UserError(f"--eval-nproc {args.eval_nproc}: at least 1 process")
         os.environ[NPROC_VARIABLE] = str(args.eval_nproc)  # the notebook kernels inherit it
-    with user_errors(FileNotFoundError, OverrideError):
-=======
-    from ..checked_outputs import ExpectedOutputsError
-
     with user_errors(FileNotFoundError, OverrideError, ExpectedOutputsError):
         if args.expected and not args.prepare_only:
             raise UserError("--expected goes with --prepare-only: it fills the checked cells of the prepared notebooks")
->>>>>>> main
         runs = run_profile(args.profile, args.only, Path(args.build_dir) if args.build_dir else None, args.prepare_only,
                            overrides=_overrides(args), expected=args.expected, record_expected=args.record_expected)
     for run in runs:
