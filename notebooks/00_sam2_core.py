@@ -97,7 +97,7 @@ assert max_difference < 1e-4
 
 # %%
 logits = Predictor.upsample(decoded.logits, image.shape[:2])
-predicted = (logits > 0).numpy()
+predicted = (logits > 0).cpu().numpy()
 iou = (predicted & masks).sum((1, 2)) / np.maximum((predicted | masks).sum((1, 2)), 1)
 print("IoU per object:", np.round(iou, 3))
 

@@ -90,7 +90,7 @@ noisy = jitter_boxes(copies, size, torch.Generator().manual_seed(seed))
 bounds = box_noise_bounds(copies, size)
 fig, axes = plt.subplots(1, 3, figsize=(10, 2.6), constrained_layout=True)
 for ax, box, moved, bound in zip(axes, example_boxes, noisy - copies, bounds):
-    ax.hist((moved / bound).flatten().numpy(), bins=40, color=METHOD_COLOURS["prompt"])
+    ax.hist((moved / bound).flatten().cpu().numpy(), bins=40, color=METHOD_COLOURS["prompt"])
     w, h = float(box[2] - box[0]), float(box[3] - box[1])
     ax.set_title(f"box {w:.0f}×{h:.0f} px: bounds x ±{float(bound[0, 0]):.1f}, y ±{float(bound[0, 1]):.1f} px", fontsize=8)
     ax.set_xlabel("displacement / bound")

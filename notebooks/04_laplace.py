@@ -60,6 +60,7 @@ checkpoint = None  # None: default weights; "random": seeded random weights (pip
 recipe = "exact"  # the posterior shown as `laplace`: exact or paper
 structure = "diag"  # diag, kron or full
 fit_images = None  # None: the whole fit/train split; N: its first N images
+device = "cpu"  # "cuda" for official models (the fit encodes every fit image)
 seed = 0
 images_per_domain = 1
 
@@ -79,7 +80,7 @@ from uncertsam_utils.session import open_session
 from uncertsam_utils.uq import image_generator, make_method
 from uncertsam_utils.uq.laplace import LastLayerPosterior
 
-session = open_session(data_root, model, checkpoint, seed=seed)
+session = open_session(data_root, model, checkpoint, device, seed=seed)
 root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor
 layer = predictor.treated_layer
 fit_split = SplitReader(root, "fit", "train", resize_check_size=predictor.image_size)
@@ -174,7 +175,7 @@ for dataset in datasets:
 columns = ("image + box", "laplace: H(p̄)", "laplace-paper: H(p̄)", "difference", "laplace: √v", "laplace-paper: √v")
 fig, axes = plt.subplots(len(examples), len(columns), figsize=(2.3 * len(columns), 2.3 * len(examples)),
                          squeeze=False, constrained_layout=True)
-sd_all = np.concatenate([r.maps["logit_variance"][k].sqrt().flatten().numpy() for *_, k, a, b in examples for r in (a, b)])
+sd_all = np.concatenate([r.maps["logit_variance"][k].sqrt().flatten().cpu().numpy() for *_, k, a, b in examples for r in (a, b)])
 sd_range = (max(np.percentile(sd_all, 1), 1e-4), np.percentile(sd_all, 99.5))
 from matplotlib.colors import LogNorm  # noqa: E402
 
@@ -185,7 +186,7 @@ for row, (dataset, sample, box, k, ours, theirs) in zip(axes, examples):
     row[0].imshow(sample.image)
     row[0].add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=METHOD_COLOURS["laplace"], lw=2))
     row[0].set_ylabel(dataset, fontsize=9)
-    h_ours, h_theirs = ours.maps["entropy"][k].numpy(), theirs.maps["entropy"][k].numpy()
+    h_ours, h_theirs = ours.maps["entropy"][k].cpu().numpy(), theirs.maps["entropy"][k].cpu().numpy()
     for ax, values in ((row[1], h_ours), (row[2], h_theirs)):
         shown = ax.imshow(values, cmap="magma", vmin=0, vmax=np.log(2))
     fig.colorbar(shown, ax=row[2], fraction=0.046)
@@ -194,7 +195,7 @@ for row, (dataset, sample, box, k, ours, theirs) in zip(axes, examples):
     shown = row[3].imshow(diff, cmap="RdBu_r", vmin=-limit, vmax=limit)
     fig.colorbar(shown, ax=row[3], fraction=0.046)
     for ax, result in ((row[4], ours), (row[5], theirs)):
-        shown = ax.imshow(result.maps["logit_variance"][k].sqrt().clamp_min(sd_range[0]).numpy(), cmap="viridis",
+        shown = ax.imshow(result.maps["logit_variance"][k].sqrt().clamp_min(sd_range[0]).cpu().numpy(), cmap="viridis",
                           norm=LogNorm(*sd_range))
     fig.colorbar(shown, ax=row[5], fraction=0.046)
     for ax in row:
@@ -246,7 +247,7 @@ plt.show()
 dataset, sample, box, k, ours, _ = examples[0]
 fig, axes = plt.subplots(1, 4, figsize=(11, 2.8), constrained_layout=True)
 for ax, name in zip(axes, ("entropy", "mutual_information", "std", "logit_variance")):
-    values = ours.maps[name][k].numpy()
+    values = ours.maps[name][k].cpu().numpy()
     shown = ax.imshow(values, cmap="magma")
     fig.colorbar(shown, ax=ax, fraction=0.046)
     ax.set_title(name.replace("_", " "), fontsize=9)

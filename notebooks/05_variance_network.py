@@ -61,7 +61,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from uncertsam_utils.data.layout import DATASETS, SplitReader
+from uncertsam_utils.data.layout import DATASETS, SplitReader, list_datasets
 from uncertsam_utils.data.mini import ensure_mini
 from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
@@ -71,6 +71,7 @@ from uncertsam_utils.uq.varnet.training import VarnetTrainConfig, cached_head_pa
 
 loaded = load_model(model, checkpoint, device=device)
 root = Path(data_root) if data_root is not None else ensure_mini()
+datasets = [d for d in DATASETS if d in list_datasets(root)]  # the test domains present, in the paper's order
 config = VarnetTrainConfig() if epochs is None else dataclasses.replace(VarnetTrainConfig(), epochs=int(epochs))
 print(f"model: {loaded.label}\ndata: {root}\nrecipe: {config}")
 
@@ -134,7 +135,7 @@ plt.show()
 predictor = Predictor(loaded.model)
 varnet = VarianceNetwork(head, source=str(head_path))
 rows = []
-for dataset in DATASETS:
+for dataset in datasets:
     reader = SplitReader(root, dataset, "test")
     for index in range(min(images_per_domain, len(reader))):
         sample = reader[index]

@@ -58,6 +58,7 @@ CLI_COMMANDS = {
     "train": ["nano", "nano-card", "varnet", "fusion"],
     "fit": ["laplace"],
     "eval": [],
+    "eval-job": [],
     "bench": ["core", "uq"],
     "reproduce": [],
     "cache": ["list", "verify", "clear"],

@@ -7,6 +7,13 @@ Example::
         --posterior laplace.pt --head varnet.pt --out results/paper
 
 Rerunning the same command resumes an interrupted run and leaves finished CSVs untouched.
+
+Several processes (one per GPU, or CPU workers), byte-identical CSVs for any number::
+
+    torchrun --standalone --nproc-per-node 4 --no-python uncertsam eval --device cuda ... --out results/paper
+
+(``gloo`` on the CPU, ``nccl`` on CUDA with ``cuda:LOCAL_RANK`` per rank; several nodes through
+torchrun's rendezvous options, with ``--out`` on a shared file system; see ``uncertsam_utils.distributed``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 from .common import UserError, add_command, user_errors
 
 
-def _data(args) -> tuple[Path, list[str]]:
+def _data(args, main: bool = True) -> tuple[Path, list[str]]:
     """The benchmark root (UncertSAM-mini when --data is left out) and the datasets to evaluate."""
     from ..data.layout import DATASETS, list_datasets
 
@@ -25,7 +32,8 @@ def _data(args) -> tuple[Path, list[str]]:
         from ..data.mini import ensure_mini
 
         data = ensure_mini()
-        print(f"data: UncertSAM-mini at {data}")
+        if main:
+            print(f"data: UncertSAM-mini at {data}")
     else:
         data = Path(args.data)
         if not data.is_dir():
@@ -53,21 +61,39 @@ def _identity(args, loaded, fusion: dict[str, str]) -> dict:
 
 def _run(args) -> int:
     """Evaluate methods under the paper's GT-box protocol; one CSV per dataset and method with one
-    row per mask (the paper's 28 metric columns plus Spearman, AUROC, AUPR, AUSE). Resumable: rerun
-    the same command after an interruption."""
+    row per mask (the paper's 28 metric columns plus Spearman, AUROC, AUPR, AUSE) and the counts of
+    what was read, scored and skipped (counts.json). Resumable: rerun the same command after an
+    interruption. Under torchrun each process evaluates its share of the images; rank 0 writes the CSVs."""
+    from .. import distributed
+
+    with user_errors(ValueError):
+        where, device = distributed.init(args.device)
+    try:
+        return _evaluate(args, where, device)
+    finally:
+        distributed.shutdown()
+
+
+def _threads(args, where) -> int:
+    """The metrics of one image run in a worker thread while the next image is predicted: by default
+    torch gets the remaining cores of this process's share of the machine (one on a two-core machine)."""
+    if args.threads:
+        return args.threads
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if where.distributed else 1
+    return max(1, (os.cpu_count() or 1) // local - args.metric_workers)
+
+
+def _evaluate(args, where, device) -> int:
     import torch
 
     from ..evaluation import EvaluationMismatch, build_methods, evaluate_datasets
     from ..model import Predictor, load_model
 
-    # The metrics of one image run in a worker thread while the next image is predicted: by default
-    # torch gets the remaining cores (one on a two-core machine), so that the two never fight.
-    threads = args.threads or max(1, (os.cpu_count() or 1) - args.metric_workers)
-    torch.set_num_threads(threads)
-    data, datasets = _data(args)
+    torch.set_num_threads(_threads(args, where))
+    data, datasets = _data(args, where.main)
     with user_errors(FileNotFoundError, KeyError, ValueError):
-        loaded = load_model(args.model, args.checkpoint, device=args.device, seed=args.model_seed)
-    if loaded.random_weights:
+        loaded = load_model(args.model, args.checkpoint, device=device, seed=args.model_seed)
+    if loaded.random_weights and where.main:
         print(f"warning: {loaded.label}")
     with user_errors(KeyError, ValueError, TypeError, FileNotFoundError):  # incl. a posterior/head of another model
         posterior = {"laplace": args.posterior, "laplace-paper": args.posterior_paper or args.posterior}
@@ -76,12 +102,24 @@ def _run(args) -> int:
                                 components=args.components, fusion=fusion)
     identity = _identity(args, loaded, fusion)
     predictor = Predictor(loaded.model)
+    if where.distributed and where.main:
+        print(f"{where.world_size} processes ({'nccl' if device.startswith('cuda') else 'gloo'})")
     with user_errors(EvaluationMismatch):
         paths = evaluate_datasets(predictor, methods, data, datasets, args.out, split=args.split, seed=args.seed,
                                   max_images=args.max_images, progress=not args.quiet, identity=identity,
                                   metric_workers=args.metric_workers)
-    for (dataset, method), path in sorted(paths.items()):
-        print(f"{dataset:<12} {method:<18} {path}")
+    if where.main:
+        for (dataset, method), path in sorted(paths.items()):
+            print(f"{dataset:<12} {method:<18} {path}")
+    return 0
+
+
+def _run_job(args) -> int:
+    """Run a saved evaluation (what a notebook's evaluate_cached starts under torchrun with
+    UNCERTSAM_EVAL_NPROC > 1): this process's share of it."""
+    from ..evaluation.jobs import run_job
+
+    run_job(Path(args.job), progress=not args.quiet)
     return 0
 
 
@@ -134,3 +172,6 @@ def register(subparsers) -> None:
                         help="threads computing metrics while the next image is predicted (0: none; default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", required=True, type=Path, help="output folder (CSV files and evaluation.json)")
+    job = add_command(subparsers, "eval-job", _run_job, "run a saved evaluation job (notebooks start it under torchrun)")
+    job.add_argument("job", help="job file written by evaluation.jobs.save_job (<out>/.job.pt)")
+    job.add_argument("--quiet", action="store_true", help="no progress bars")

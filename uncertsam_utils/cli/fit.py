@@ -45,36 +45,51 @@ def _laplace(args) -> int:
     Linear of mask token 0's hypernetwork, one pass over a fitting split with jittered GT-box
     prompts. Recipes: exact (per-pixel Bernoulli GGN at the model's low resolution, prior precision
     by marginal likelihood) or paper (the reference code: softmax-over-pixels GGN at 128², prior
-    precision 1)."""
+    precision 1). Under torchrun (e.g. `torchrun --standalone --nproc-per-node 4 --no-python
+    uncertsam fit laplace --device cuda ...`) each process fits its share of the prompts, the
+    curvature is summed over the processes and rank 0 writes the file."""
     sleep_idle_threads()
-    from ..data.errors import DataError
-    from ..model import load_model
-    from ..uq.laplace import fit_posterior
+    from .. import distributed
 
     out = Path(args.out).expanduser()
     if out.exists() and not args.force:
         raise UserError(f"{out} exists; pass --force to overwrite it")
+    with user_errors(ValueError):
+        distributed.check_device(args.device)
+    with distributed.session(args.device) as (where, device):
+        return _fit_laplace(args, out, where, device)
+
+
+def _fit_laplace(args, out: Path, where, device: str) -> int:
+    from ..data.errors import DataError
+    from ..model import load_model
+    from ..uq.laplace import fit_posterior
+
     set_threads(args.threads)
     if args.prior == "gridsearch" and args.val_data is None and args.data is not None:
         if _is_split(args.data):
             raise UserError("--prior gridsearch with a split folder as --data needs --val-data")
         args.val_data = args.data  # the same root, its validation split
     with user_errors(FileNotFoundError, DataError, ValueError):
-        loaded = load_model(args.model, args.checkpoint, device=args.device, seed=args.model_seed)
+        loaded = load_model(args.model, args.checkpoint, device=device, seed=args.model_seed)
         size = loaded.image_size
         data = open_split(args.data, args.dataset, args.split, image_size=size, data_seed=args.data_seed)
         val = None
         if args.prior == "gridsearch":
             val = open_split(args.val_data, args.dataset, args.val_split, image_size=size, data_seed=args.data_seed)
-    print(f"model: {loaded.label}\nfitting data: {data.split_dir} ({len(data)} images)"
-          f"\nrecipe: {args.recipe}, structure: {args.structure}")
+    if where.main:
+        print(f"model: {loaded.label}\nfitting data: {data.split_dir} ({len(data)} images)"
+              f"\nrecipe: {args.recipe}, structure: {args.structure}"
+              + (f"\n{where.world_size} processes" if where.distributed else ""))
     with user_errors(DataError, ValueError):
         posterior = fit_posterior(
             loaded, data, recipe=args.recipe, structure=args.structure, prior=args.prior,
             prior_precision=args.prior_precision, prior_structure=args.prior_structure, val_data=val,
             val_images=args.val_images, seed=args.seed, objects=args.objects, max_images=args.max_images,
-            progress=not args.quiet, description=str(data.split_dir),
+            progress=not args.quiet and where.main, description=str(data.split_dir),
         )
+    if not where.main:
+        return 0
     posterior.save(out)
     info = posterior.info
     tau = ", ".join(f"{t:.4g}" for t in posterior.prior_precision.tolist())

@@ -25,10 +25,21 @@ def _overrides(args) -> dict:
 
 
 def _run(args) -> int:
+    import os
+
+    from ..distributed import launched
+    from ..evaluation.jobs import NPROC_VARIABLE
     from ..reproduce import OverrideError, run_profile
 
     from ..checked_outputs import ExpectedOutputsError
 
+    if launched():
+        raise UserError("run `uncertsam reproduce` as one process, not under torchrun: the notebooks would run once "
+                        "per process; pass --eval-nproc N to run their evaluations in N processes")
+    if args.eval_nproc is not None:
+        if args.eval_nproc < 1:
+            raise UserError(f"--eval-nproc {args.eval_nproc}: at least 1 process")
+        os.environ[NPROC_VARIABLE] = str(args.eval_nproc)  # the notebook kernels inherit it
     with user_errors(FileNotFoundError, OverrideError, ExpectedOutputsError):
         if args.expected and not args.prepare_only:
             raise UserError("--expected goes with --prepare-only: it fills the checked cells of the prepared notebooks")
@@ -53,6 +64,10 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", metavar="DIR",
                         help="benchmark root in the published layout, the data_root of every notebook (the paper "
                              "profile needs one: each test domain's test split and fit/train, fit/val)")
+    parser.add_argument("--eval-nproc", type=int, metavar="N",
+                        help="run the notebooks' evaluations in N processes under torchrun (one GPU each with "
+                             "device cuda); the CSVs are those of one process, byte for byte (default: "
+                             "$UNCERTSAM_EVAL_NPROC, else 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override a notebook parameter of the profile, in every notebook that declares it; VALUE "
                              "is read as YAML (1, 0.5, null, true, random, [a, b]); repeatable, e.g. --set max_images=1 "

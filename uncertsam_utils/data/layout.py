@@ -155,6 +155,10 @@ class SplitReader:
     def image_path(self, image_id: int) -> Path:
         return self._image_files[image_id]
 
+    def mask_ids(self, image_id: int) -> list[int]:
+        """The annotation ids kept for one image, in file order, without decoding anything."""
+        return [ann_id for ann_id, _ in self._objects[image_id]]
+
     def load(self, image_id: int) -> Sample:
         """The sample of one image id (as in the ``image_id`` column of the results)."""
         if image_id not in self._objects:

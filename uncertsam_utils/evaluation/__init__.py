@@ -3,6 +3,8 @@
 * ``driver.py``: ``evaluate`` (one split) and ``evaluate_datasets`` (several datasets of a root), the
   protocol, resuming, the shared encoder pass;
 * ``results.py``: the files (CSV format, atomic writes, ``evaluation.json``) and ``load_results``;
+* ``counts.py``: what each dataset's evaluation read, scored and skipped by reason (``counts.json``)
+  and ``load_counts``;
 * ``methods.py``: ``build_methods``, the methods by name with their fitted parts;
 * ``cache.py``: the notebooks' cached evaluations (``evaluate_cached``) and fitted parts
   (``fit_posterior_cached``, ``find_fitted_parts``), keyed by every input and verified on reuse;
@@ -26,6 +28,7 @@ from .cache import (
     posterior_cache_path,
     posterior_key,
 )
+from .counts import COUNTS_FILE, count_split, counts_path, load_counts
 from .coverage import Coverage, CoverageError, check_coverage
 from .driver import evaluate, evaluate_datasets
 from .methods import NEEDS_FUSION, NEEDS_HEAD, NEEDS_POSTERIOR, MethodsUnavailable, build_available, build_methods
@@ -47,10 +50,10 @@ from .results import (
 )
 
 __all__ = [
-    "CSV_COLUMNS", "Coverage", "CoverageError", "EvaluationMismatch", "MethodsUnavailable", "build_available",
+    "CSV_COLUMNS", "Coverage", "CoverageError", "EvaluationMismatch", "MethodsUnavailable", "build_available", "COUNTS_FILE", "count_split", "counts_path",
     "check_coverage", "evaluation_inputs", "posterior_key", "FLOAT_FORMAT", "FORMAT_VERSION", "ID_COLUMNS", "LAPLACE_RECIPES", "MANIFEST",
     "NEEDS_FUSION", "NEEDS_HEAD", "NEEDS_POSTERIOR", "PARTS", "atomic_write", "build_methods", "check_manifest",
     "csv_path", "evaluate", "evaluate_cached", "evaluate_datasets", "evaluation_cache_dir", "find_fitted_parts",
-    "fit_posterior_cached", "format_rows", "format_value", "header", "load_results", "needed_parts",
+    "fit_posterior_cached", "format_rows", "format_value", "header", "load_counts", "load_results", "needed_parts",
     "posterior_cache_path",
 ]

@@ -39,7 +39,8 @@ def evaluation_inputs(loaded_model, methods: Mapping[str, UQMethod], data_root, 
     """Everything a notebook's evaluation depends on (with ``artifacts.full_key``'s code and libraries):
     the data (its root and the content of each evaluated split), the datasets, the model, the
     methods' hyperparameters (their repr), the SHA-256 of the ``fitted`` files (name → file; None
-    and in-memory objects are left out), max_images, seed and split."""
+    and in-memory objects are left out), max_images, seed and split. The number of processes is not
+    an input: several give byte-identical CSVs."""
     from ..cache.fingerprints import data_fingerprint
     from ..model.checkpoints import sha256_of
 
@@ -58,22 +59,46 @@ def evaluation_inputs(loaded_model, methods: Mapping[str, UQMethod], data_root, 
 
 def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, UQMethod], data_root,
                     datasets: Sequence[str], fitted: Mapping, *, max_images: int | None = None, seed: int = 42,
-                    split: str = "test", log: Callable[[str], None] = print) -> Path:
+                    split: str = "test", nproc: int | None = None, log: Callable[[str], None] = print) -> Path:
     """``evaluate_datasets`` into ``evaluation_cache_dir(prefix, inputs)`` (``evaluation_inputs``): a
     notebook's evaluation. A complete, verified entry is reused; one whose files changed is said and
-    computed again; an unfinished one resumes. Returns the folder."""
+    computed again; an unfinished one resumes. Returns the folder.
+
+    ``nproc`` (None: ``$UNCERTSAM_EVAL_NPROC``, else 1; ``uncertsam reproduce --eval-nproc N`` sets
+    it): with more than one, the evaluation runs in that many processes under torchrun (jobs.py; one
+    GPU each on CUDA), with byte-identical CSVs."""
+    from .. import distributed
     from ..artifacts import full_key
     from ..cache.entries import record_entry, reuse_entry
+    from .jobs import default_nproc, evaluate_in_processes
+
+    if distributed.launched() and not distributed.ranks().distributed:
+        raise RuntimeError("a notebook started under torchrun would evaluate once per process: run it as one process "
+                           "(uncertsam reproduce --eval-nproc N runs its evaluation in N processes)")
 
     inputs = evaluation_inputs(loaded_model, methods, data_root, datasets, fitted, max_images=max_images, seed=seed,
                                split=split)
     out_dir = evaluation_cache_dir(prefix, inputs)
     if reuse_entry(out_dir, log):
         return out_dir
+    identity = {"model": loaded_model.identity()}
+    nproc = default_nproc() if nproc is None else int(nproc)
+    if nproc > 1 and not _complete(out_dir, datasets, methods):
+        evaluate_in_processes(nproc, loaded_model, methods, data_root, datasets, out_dir, split=split, seed=seed,
+                              max_images=max_images, identity=identity)
+    # in one process; after a multi-process run this only checks the manifest and finds every CSV done
     evaluate_datasets(predictor, methods, data_root, datasets, out_dir, split=split, seed=seed, max_images=max_images,
-                      identity={"model": loaded_model.identity()})
+                      identity=identity)
     record_entry(out_dir, "evaluations", full_key(evaluation_key(prefix, inputs)))
     return out_dir
+
+
+def _complete(out_dir: Path, datasets: Sequence[str], methods) -> bool:
+    from .counts import counts_path
+    from .results import csv_path
+
+    return all(csv_path(out_dir, d, m).is_file() for d in datasets for m in methods) and \
+        all(counts_path(out_dir, d).is_file() for d in datasets)
 
 
 LAPLACE_RECIPES = {"laplace": "exact", "laplace-paper": "paper"}  # the posterior each predictive is paired with

@@ -4,7 +4,8 @@ Protocol (the paper's): the tight ground-truth box of each mask, computed in the
 input frame (``Sample.boxes``), is the only prompt; each method predicts at low resolution, its
 logits and maps are upsampled bilinearly to the original image size and every column of
 ``metrics.METRIC_COLUMNS`` is computed per mask (BIG at half resolution, paper §1.4).
-The files it writes (format, manifest, atomic parts) are ``results.py``'s.
+The files it writes (format, manifest, atomic parts) are ``results.py``'s; the counts of what was
+read, scored and skipped (``<out>/<dataset>/counts.json``) are ``counts.py``'s.
 
 Resuming: the rows of each image and method are written to a temporary file and renamed into place
 (atomic), so a run killed at any moment keeps every finished image and no half-written one. A rerun
@@ -14,8 +15,16 @@ interruptions: every method of every image draws from a fresh generator
 ``image_generator(seed, dataset, image_id)``, so results do not depend on order or on which other
 methods run.
 
+Several processes (``torchrun``, see ``uncertsam_utils.distributed``): rank 0 checks the manifest
+and lists the images of a split still to do; image k of that list goes to rank k mod N; each rank
+writes the parts of its images; after a barrier rank 0 assembles the split's CSVs and counts. Since each image's
+rows depend on nothing but the image (and the settings), the CSVs are byte-identical for any N, at
+a fixed per-process thread count (matrix kernels may sum in another order with other thread counts).
+The output folder must be shared by all ranks (multi-node: a shared file system).
+
 Masks that vanish at the model's input size (no pixel left in the squashed frame, so no box
-prompt; the reference code crashes on them) are not evaluated and are reported on the console.
+prompt; the reference code crashes on them) are not evaluated: they are counted in ``counts.json``
+(as are images left without masks) and reported on the console.
 
 Sharing: the image encoder runs once per image; its encoding goes to every method (methods that
 change the image, like TTA, use it only for their clean copy). The baseline's prediction of the
@@ -24,15 +33,17 @@ baseline's when it runs, else one extra decoder pass per image. A combination wh
 also evaluated as methods (the same instances) reuses their results instead of recomputing them.
 
 Speed: the metrics of an image are computed in a worker thread (``metric_workers``) while the next
-image is predicted; one output folder belongs to one process at a time (a second process would
-remove the first one's temporary files). With two torch threads on a two-core machine the two
-overlap; on a busy machine ``torch.set_num_threads(1)`` (``--threads 1``) is much faster.
-Ranking metrics use at most ``RANK_MAX_PIXELS`` pixels per mask and region (``metrics.per_mask``).
+image is predicted; one output folder belongs to one run (one process or one torchrun group) at a
+time (a second run would remove the first one's temporary files). With two torch threads on a
+two-core machine the two overlap; on a busy machine ``torch.set_num_threads(1)`` (``--threads 1``)
+is much faster. Ranking metrics use at most ``RANK_MAX_PIXELS`` pixels per mask and region
+(``metrics.per_mask``).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -41,12 +52,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..data.resize import boxes_from_masks, resize_masks
 from ..metrics import HALF_RESOLUTION_DATASETS, SharedTarget, prepare_targets, result_metrics
 from ..metrics.per_mask import RANK_MAX_PIXELS
 from ..uq.base import UQMethod, image_generator
 from ..uq.baseline import Baseline
 from ..uq.combined import CombinedUncertainty
+from .counts import write_counts
 from .results import (
     assemble,
     atomic_write,
@@ -77,6 +90,96 @@ def _shared_components(methods: Mapping[str, UQMethod]) -> dict[str, dict[str, s
     return out
 
 
+@dataclass
+class _Split:
+    """One split of one run: what rank 0 found to do (the same on every rank)."""
+
+    reader: object
+    dataset: str
+    image_ids: list[int]  # the evaluated images (the first max_images by id)
+    pending: dict[str, list[int]]  # method → images still without their rows (methods without a final CSV)
+    todo: list[int]  # images with at least one pending method, in id order
+    max_images: int | None = None
+
+
+def _plan(methods, reader, out_dir: Path, settings: dict, max_images) -> _Split:
+    """Rank 0's step: check (or create) the manifest, remove stale temporaries, list what is left."""
+    dataset = reader.dataset
+    check_manifest(out_dir, settings, methods)
+    remove_stale_temporaries(out_dir / dataset)
+    image_ids = [int(i) for i in list(reader.image_ids)[: max_images if max_images is not None else None]]
+    pending: dict[str, list[int]] = {}
+    for name in methods:
+        if csv_path(out_dir, dataset, name).is_file():
+            continue
+        parts = part_path(out_dir, dataset, name, 0).parent
+        done = {int(p.stem) for p in parts.glob("*.csv")} if parts.is_dir() else set()
+        pending[name] = [i for i in image_ids if i not in done]
+    left = set().union(*pending.values()) if pending else set()
+    todo = [i for i in image_ids if i in left]
+    return _Split(None, dataset, image_ids, pending, todo, max_images)
+
+
+def _prepare(methods, reader, out_dir: Path, seed, max_images, identity, rank_max_pixels) -> _Split:
+    check_name("dataset", reader.dataset)
+    for name in methods:
+        check_name("method", name)
+    if not methods:
+        raise ValueError("no methods to evaluate")
+    settings = run_settings(reader.split, seed, max_images, identity, rank_max_pixels)
+    split = distributed.on_main(_plan, methods, reader, out_dir, settings, max_images)
+    split.reader = reader
+    return split
+
+
+def _finish(out_dir: Path, split: _Split, methods: Sequence[str], image_size: int) -> None:
+    """After every rank is done: rank 0 assembles the pending CSVs and writes the counts."""
+    distributed.barrier()
+
+    def assemble_split() -> None:
+        for name in split.pending:
+            assemble(out_dir, split.dataset, name, split.image_ids)
+        write_counts(out_dir, split.reader, split.image_ids, methods, image_size, split.max_images)
+
+    distributed.on_main(assemble_split)
+
+
+def _run_split(predictor, methods, split: _Split, out_dir: Path, *, seed, progress, after_image, rank_max_pixels,
+               metric_workers) -> None:
+    """Predict and score this rank's share of the split's remaining images, writing their parts."""
+    ranks = distributed.ranks()
+    mine = distributed.shard(split.todo, ranks)
+    pending = {name: set(ids) for name, ids in split.pending.items()}
+    shared, order = _shared_components(methods), _ordered(methods)
+    where = f" (rank {ranks.rank}/{ranks.world_size})" if ranks.distributed else ""
+    bar = tqdm(total=len(mine), desc=f"eval {split.dataset}{where}", unit="img", disable=not progress or not ranks.main,
+               dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=metric_workers) if metric_workers > 0 else None
+    in_flight: list[tuple[int, list]] = []  # (image id, futures writing its parts), oldest first
+
+    def finish_oldest() -> None:
+        image_id, futures = in_flight.pop(0)
+        for future in futures:
+            future.result()  # re-raises a failure of the metrics
+        bar.update(1)
+        if after_image is not None:
+            after_image(split.dataset, image_id)
+
+    try:
+        for image_id in mine:
+            jobs = _evaluate_image(predictor, methods, order, shared, split.reader, split.dataset, image_id, pending,
+                                   out_dir, seed, rank_max_pixels)
+            in_flight.append((image_id, [pool.submit(job) if pool is not None else _done(job()) for job in jobs]))
+            while len(in_flight) > 1 or (in_flight and pool is None):
+                finish_oldest()
+        while in_flight:
+            finish_oldest()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)  # metrics already computing still reach the disk
+        bar.close()
+
+
 def evaluate(predictor, methods: Mapping[str, UQMethod], reader, out_dir, *, seed: int = 42,
              max_images: int | None = None, progress: bool = True,
              after_image: Callable[[str, int], None] | None = None, identity: Mapping | None = None,
@@ -88,58 +191,15 @@ def evaluate(predictor, methods: Mapping[str, UQMethod], reader, out_dir, *, see
     ``identity``: what else defines the run (model, checkpoint, data root...), recorded in and checked
     against ``evaluation.json``. ``metric_workers``: threads that compute the metrics of one image
     while the next image is predicted (0: everything in the calling thread); the results do not
-    depend on it. Returns method → final CSV path.
+    depend on it. Under torchrun each rank evaluates its share (module docstring). Returns method →
+    final CSV path.
     """
     out_dir = Path(out_dir)
-    dataset = check_name("dataset", reader.dataset)
-    for name in methods:
-        check_name("method", name)
-    if not methods:
-        raise ValueError("no methods to evaluate")
-    check_manifest(out_dir, run_settings(reader.split, seed, max_images, identity, rank_max_pixels), methods)
-    remove_stale_temporaries(out_dir / dataset)
-    image_ids = list(reader.image_ids)[: max_images if max_images is not None else None]
-    finals = {name: csv_path(out_dir, dataset, name) for name in methods}
-    pending: dict[str, set[int]] = {}
-    for name in methods:
-        if finals[name].is_file():
-            continue
-        parts = part_path(out_dir, dataset, name, 0).parent
-        done = {int(p.stem) for p in parts.glob("*.csv")} if parts.is_dir() else set()
-        pending[name] = set(image_ids) - done
-    shared = _shared_components(methods)
-    order = _ordered(methods)
-    todo_images = [i for i in image_ids if any(i in pending.get(name, ()) for name in methods)]
-    bar = tqdm(total=len(image_ids), initial=len(image_ids) - len(todo_images), desc=f"eval {dataset}",
-               unit="img", disable=not progress, dynamic_ncols=True)
-    pool = ThreadPoolExecutor(max_workers=metric_workers) if metric_workers > 0 else None
-    in_flight: list[tuple[int, list]] = []  # (image id, futures writing its parts), oldest first
-
-    def finish_oldest() -> None:
-        image_id, futures = in_flight.pop(0)
-        for future in futures:
-            future.result()  # re-raises a failure of the metrics
-        bar.update(1)
-        if after_image is not None:
-            after_image(dataset, image_id)
-
-    try:
-        for image_id in todo_images:
-            jobs = _evaluate_image(predictor, methods, order, shared, reader, dataset, image_id, pending, out_dir,
-                                   seed, rank_max_pixels)
-            in_flight.append((image_id, [pool.submit(job) if pool is not None else _done(job()) for job in jobs]))
-            while len(in_flight) > 1 or (in_flight and pool is None):
-                finish_oldest()
-        while in_flight:
-            finish_oldest()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)  # metrics already computing still reach the disk
-        bar.close()
-    for name in methods:
-        if name in pending:
-            assemble(out_dir, dataset, name, image_ids)
-    return finals
+    split = _prepare(methods, reader, out_dir, seed, max_images, identity, rank_max_pixels)
+    _run_split(predictor, methods, split, out_dir, seed=seed, progress=progress, after_image=after_image,
+               rank_max_pixels=rank_max_pixels, metric_workers=metric_workers)
+    _finish(out_dir, split, list(methods), predictor.image_size)
+    return {name: csv_path(out_dir, split.dataset, name) for name in methods}
 
 
 def _done(value) -> Future:
@@ -156,9 +216,9 @@ def _evaluate_image(predictor, methods, order, shared, reader, dataset, image_id
     masks, mask_ids = np.asarray(sample.masks, bool), np.asarray(sample.mask_ids)
     input_masks = resize_masks(masks, predictor.image_size)
     boxes, vanished = boxes_from_masks(input_masks)
-    if vanished.any():  # no pixel left in the model's input frame: no box prompt, not evaluated
+    if vanished.any():  # no pixel left in the model's input frame: no box prompt, not evaluated (counted)
         tqdm.write(f"{dataset} image {image_id}: mask(s) {mask_ids[vanished].tolist()} vanish at the model's "
-                   f"input size {predictor.image_size}; not evaluated")
+                   f"input size {predictor.image_size}; not evaluated (counted in counts.json)")
         masks, mask_ids, boxes = masks[~vanished], mask_ids[~vanished], boxes[~vanished]
         input_masks = input_masks[~vanished]
     if len(mask_ids) == 0:

@@ -4,6 +4,7 @@ Output, under ``out_dir``::
 
     evaluation.json                  settings and methods of the run (a rerun must match them)
     <dataset>/<method>.csv           the result: one row per mask, sorted by (image_id, mask_id)
+    <dataset>/counts.json            images and masks read, scored and skipped by reason (counts.py)
     <dataset>/.parts/<method>/<image_id:08d>.csv   rows of one image while the dataset is running
 
 Columns: ``image_id, mask_id, dataset, method``, the paper's 28 (the reference code's names), then

@@ -143,22 +143,40 @@ def concatenate_items(items: list[dict]) -> dict:
     return {key: torch.cat([item[key] for item in items]) for key in items[0]}
 
 
-def feature_loader(dataset: torch.utils.data.Dataset, batch_size: int = 1) -> torch.utils.data.DataLoader:
+def feature_loader(dataset: torch.utils.data.Dataset, batch_size: int = 1,
+                   indices: list[int] | None = None) -> torch.utils.data.DataLoader:
     """Prompt features in order (laplace-torch needs ``.dataset``); ``batch_size`` prompts per
-    batch, concatenated (the full GGN's (C(D+1))² update is then one matrix product per batch)."""
+    batch, concatenated (the full GGN's (C(D+1))² update is then one matrix product per batch).
+    ``indices``: only these items (one rank's share); ``len(loader.dataset)``, laplace-torch's N,
+    stays the whole dataset's, so every rank scales its curvature as one process would."""
     if batch_size == 1:
-        return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
+        return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0, sampler=indices)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0,
-                                       collate_fn=concatenate_items)
+                                       collate_fn=concatenate_items, sampler=indices)
 
 
-def cached_features(predictor, source, **kwargs) -> torch.utils.data.DataLoader:
+def rank_share(dataset: PromptFeatures) -> list[int] | None:
+    """Under torchrun, this rank's items: the prompts of its images (image i to rank i mod N, so no
+    image is encoded twice; possibly none). None in a single process."""
+    from ... import distributed
+
+    where = distributed.ranks()
+    if not where.distributed:
+        return None
+    mine = set(distributed.shard(sorted({i for i, _ in dataset.index}), where))
+    return [j for j, (i, _) in enumerate(dataset.index) if i in mine]
+
+
+def cached_features(predictor, source, *, by_rank: bool = False, **kwargs) -> torch.utils.data.DataLoader:
     """Features of a (small) split computed once and kept in memory: for grid search, which
-    evaluates the validation predictive once per grid point, or to fit several posteriors."""
+    evaluates the validation predictive once per grid point, or to fit several posteriors.
+    ``by_rank``: under torchrun only this rank's share (``rank_share``)."""
     dataset = PromptFeatures(predictor, source, **kwargs)
-    cached = _ListDataset([dataset[j] for j in range(len(dataset))])
+    share = rank_share(dataset) if by_rank else None
+    cached = _ListDataset([dataset[j] for j in (range(len(dataset)) if share is None else share)])
     cached.index, cached.skipped = dataset.index, dataset.skipped
     return feature_loader(cached)
 
 
-__all__ = ["FitImage", "PromptFeatures", "cached_features", "concatenate_items", "feature_loader", "synthetic_images"]
+__all__ = ["FitImage", "PromptFeatures", "cached_features", "concatenate_items", "feature_loader", "rank_share",
+           "synthetic_images"]

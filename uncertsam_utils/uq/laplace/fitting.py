@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .features import FULL_BATCH, PromptFeatures, cached_features, feature_loader, synthetic_images
+from .features import FULL_BATCH, PromptFeatures, cached_features, feature_loader, rank_share, synthetic_images
 from .posterior import LastLayerPosterior, model_identity
 from .structures import make_laplace, single_threaded
 
@@ -103,6 +103,74 @@ def optimize_prior(la, method: str, *, value: float = 1.0, val_loader=None, prio
     return report
 
 
+# ----------------------------------------------------------------------------- several processes
+def sum_curvature_over_ranks(la) -> None:
+    """Under torchrun: every rank fitted its share of the prompts; the curvature (H, or the Kronecker
+    factors) and the loss become their sums over the ranks, identical on every rank. laplace-torch's
+    ``n_data`` is already the whole data's (``feature_loader``). The same posterior as one process,
+    up to the order of the float sums."""
+    from laplace.baselaplace import KronLaplace
+
+    from ... import distributed
+
+    if not distributed.ranks().distributed:
+        return
+    la.loss = distributed.all_reduce_sum(torch.as_tensor(la.loss, dtype=torch.float32))
+    if isinstance(la, KronLaplace):  # the summed factors are kept in H_facs, H is their decomposition
+        la.H_facs.kfacs = [[distributed.all_reduce_sum(f) for f in block] for block in la.H_facs.kfacs]
+        la.H = la.H_facs.decompose(damping=la.damping)
+    else:
+        la.H = distributed.all_reduce_sum(la.H)
+        for cached in ("_eigen", "_covariance_cache"):  # SegFullLaplace's factorisations of the old H
+            if hasattr(la, cached):
+                setattr(la, cached, None)
+
+
+def _search_prior(la, prior: str, tau: float, prior_structure: str, predictor, val_data, seed, objects,
+                  val_images) -> dict:
+    """The prior precision search. Under torchrun every rank searches (the grid search's validation
+    NLL is summed over the ranks' shares of the validation images by laplace-torch's torchmetrics
+    metric) and every rank takes rank 0's result, so that all hold the same posterior."""
+    from ... import distributed
+
+    val_loader = None
+    if prior == "gridsearch":
+        if val_data is None:
+            raise ValueError("prior='gridsearch' needs validation data (val_data)")
+        val_loader = cached_features(predictor, val_data, seed=seed + 1, objects=objects, max_images=val_images,
+                                     by_rank=True)
+    report = optimize_prior(la, prior, value=tau, val_loader=val_loader, prior_structure=prior_structure,
+                            progress=False)
+    report = distributed.broadcast_object(report)
+    la.prior_precision = torch.tensor(report["prior_precision"], dtype=la._dtype)
+    return report
+
+
+def _share(dataset) -> list[int] | None:
+    """This rank's fitting prompts (``rank_share``); every rank needs at least one image."""
+    share = rank_share(dataset)
+    if share is not None and not share:
+        from ... import distributed
+
+        raise ValueError(f"{len({i for i, _ in dataset.index})} fitting images for {distributed.ranks().world_size} "
+                         "processes: use fewer processes")
+    return share
+
+
+def _fit_curvature(la, loaded, dataset, loader, progress: bool) -> float:
+    """laplace-torch's fit over this rank's share of the prompts, then the sums over the ranks; seconds."""
+    start = time.perf_counter()
+    was_training = loaded.model.training
+    loaded.model.eval()
+    try:
+        la.fit(loader, progress_bar=progress)
+    finally:
+        loaded.model.train(was_training)
+    seconds = time.perf_counter() - start
+    sum_curvature_over_ranks(la)
+    return seconds
+
+
 # -------------------------------------------------------------------------------------------- fit
 def fit_posterior(loaded, data, *, recipe: str = "exact", structure: str = "diag", prior: str | None = None,
                   prior_precision: float | None = None, prior_structure: str = "scalar", val_data=None,
@@ -114,45 +182,37 @@ def fit_posterior(loaded, data, *, recipe: str = "exact", structure: str = "diag
     posteriors from one encoding pass. ``recipe`` sets the likelihood, the fit resolution and the prior method (``prior`` and
     ``prior_precision`` override the latter). ``val_data`` (needed by ``prior="gridsearch"``):
     up to ``val_images`` images whose features are cached in memory.
+
+    Under torchrun (``uncertsam fit laplace``), the prompts of image i are fitted by rank i mod N, the curvature
+    and the loss are summed over the ranks (``sum_curvature_over_ranks``) and rank 0 searches the
+    prior precision: every rank returns the single-process posterior up to float summation order.
     """
+    from ... import distributed
     from ...model import Predictor
 
     spec = get_recipe(recipe)
     prior = spec.prior if prior is None else prior
     tau = spec.prior_precision if prior_precision is None else float(prior_precision)
     predictor = Predictor(loaded.model) if predictor is None else predictor
-    layer = predictor.treated_layer
-    la = make_laplace(layer, structure, spec.pixel_likelihood, spec.fit_size, prior_precision=tau)
-    if isinstance(data, torch.utils.data.DataLoader):
+    la = make_laplace(predictor.treated_layer, structure, spec.pixel_likelihood, spec.fit_size, prior_precision=tau)
+    if isinstance(data, torch.utils.data.DataLoader):  # precomputed features: all of them, in this process
         loader, dataset = data, data.dataset
     else:
         dataset = PromptFeatures(predictor, data, seed=seed, objects=objects, max_images=max_images)
-        loader = feature_loader(dataset, FULL_BATCH if structure == "full" else 1)
+        loader = feature_loader(dataset, FULL_BATCH if structure == "full" else 1, indices=_share(dataset))
     if len(dataset) == 0:
         raise ValueError("no fitting data: the split is empty")
+    fit_seconds = max(distributed.all_gather_objects(_fit_curvature(la, loaded, dataset, loader, progress)))
     start = time.perf_counter()
-    was_training = loaded.model.training
-    loaded.model.eval()
-    try:
-        la.fit(loader, progress_bar=progress)
-    finally:
-        loaded.model.train(was_training)
-    fit_seconds = time.perf_counter() - start
-    val_loader = None
-    if prior == "gridsearch":
-        if val_data is None:
-            raise ValueError("prior='gridsearch' needs validation data (val_data)")
-        val_loader = cached_features(predictor, val_data, seed=seed + 1, objects=objects, max_images=val_images)
-    start = time.perf_counter()
-    search = optimize_prior(la, prior, value=tau, val_loader=val_loader, prior_structure=prior_structure,
-                            progress=False)
+    search = _search_prior(la, prior, tau, prior_structure, predictor, val_data, seed, objects, val_images)
+    skipped = [s for part in distributed.all_gather_objects(getattr(dataset, "skipped", None)) for s in part or ()]
     info = {
         "data": description if description is not None else _describe_data(data),
         "seed": seed,
         "objects": objects,
         "prompts": len(dataset),
         "images": len({i for i, _ in dataset.index}) if hasattr(dataset, "index") else None,
-        "skipped": len(dataset.skipped) if hasattr(dataset, "skipped") else None,
+        "skipped": len(skipped) if hasattr(dataset, "skipped") else None,
         "fit_seconds": fit_seconds,
         "prior_seconds": time.perf_counter() - start,
         "prior": search,
