@@ -118,3 +118,59 @@ def test_one_end_to_end_step_reduces_the_loss_and_trains_all_three(nano_random, 
     assert set(parts) >= {"loss", "refined", "first", "nll"}
     for p, q in zip(before, nano_random.model.sam_mask_decoder.parameters()):
         assert torch.equal(p, q)  # the shared model's decoder is a different object and unchanged
+
+
+# ------------------------------------------------------------------------------- cross-domain exposure
+
+@pytest.fixture(scope="module")
+def small_bench(tmp_path_factory):
+    """fit/train (6 images) and two test domains with val (2 images each) and test (2 images each) splits."""
+    from scipy import ndimage
+
+    from uncertsam_utils.data.layout import write_split
+
+    root = tmp_path_factory.mktemp("exposure")
+    rng = np.random.default_rng(0)
+
+    def items(count, first_id):
+        out = []
+        for i in range(count):
+            image = (ndimage.gaussian_filter(rng.random((48, 64, 3)), (3, 3, 0)) * 255).astype(np.uint8)
+            field = ndimage.gaussian_filter(rng.random((48, 64)), 4)
+            out.append((first_id + i, image, [field > np.quantile(field, 0.8)]))
+        return out
+
+    write_split(root, "fit", "train", items(6, 0))
+    for dataset in ("BIG", "COIFT"):
+        for split in ("val", "test"):
+            write_split(root, dataset, split, items(2, 100 if split == "val" else 200))
+    return root
+
+
+def test_exposure_data_keeps_the_budget_and_never_reads_a_test_split(small_bench, monkeypatch):
+    from uncertsam_utils.data import layout
+    from uncertsam_utils.training.exposure import domain_samples, exposure_data
+
+    reads = []
+    original = layout.SplitReader.__init__
+
+    def recording(self, root, dataset, split, *args, **kwargs):
+        reads.append((dataset, split))
+        original(self, root, dataset, split, *args, **kwargs)
+
+    monkeypatch.setattr(layout.SplitReader, "__init__", recording)
+    both = exposure_data(small_bench, ["BIG", "COIFT"], images=6, size=64)
+    assert both.sources == ["fit", "fit", "BIG", "BIG", "COIFT", "COIFT"] and both.data.num_images == 6
+    assert both.counts() == {"fit": 2, "BIG": 2, "COIFT": 2} and both.exposed == ["BIG", "COIFT"]
+    lodo = exposure_data(small_bench, ["BIG", "COIFT"], images=6, hold_out="BIG", size=64)
+    assert lodo.counts() == {"fit": 4, "COIFT": 2} and lodo.exposed == ["COIFT"]
+    fit_only = exposure_data(small_bench, [], images=6, size=64)
+    assert fit_only.counts() == {"fit": 6}
+    assert reads and all(split != "test" for _, split in reads), reads
+    assert {d for d, s in reads if s == "val"} == {"BIG", "COIFT"}
+    with pytest.raises(ValueError, match="test split is for evaluation"):
+        domain_samples(small_bench, ["BIG"], split="test")
+    with pytest.raises(ValueError, match="do not fit a budget"):
+        exposure_data(small_bench, ["BIG", "COIFT"], images=3, size=64)
+    with pytest.raises(ValueError, match="held-out"):
+        exposure_data(small_bench, ["BIG"], images=6, hold_out="COIFT", size=64)
