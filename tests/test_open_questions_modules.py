@@ -174,3 +174,67 @@ def test_exposure_data_keeps_the_budget_and_never_reads_a_test_split(small_bench
         exposure_data(small_bench, ["BIG", "COIFT"], images=3, size=64)
     with pytest.raises(ValueError, match="held-out"):
         exposure_data(small_bench, ["BIG"], images=6, hold_out="COIFT", size=64)
+
+
+# ------------------------------------------------------------------------------- the evaluation bank
+
+@pytest.fixture(scope="module")
+def eval_bench(tmp_path_factory):
+    """Two test domains (BIG: half resolution) of 3 images of 1-3 blob masks, in the published layout."""
+    from scipy import ndimage
+
+    from uncertsam_utils.data.layout import write_split
+
+    root = tmp_path_factory.mktemp("bank")
+    rng = np.random.default_rng(0)
+    for d, dataset in enumerate(("BIG", "COIFT")):
+        items = []
+        for i in range(3):
+            h, w = (40, 56) if i % 2 else (52, 44)
+            image = (ndimage.gaussian_filter(rng.random((h, w, 3)), (3, 3, 0)) * 255).astype(np.uint8)
+            masks = []
+            for _ in range(1 + (i + d) % 3):
+                field = ndimage.gaussian_filter(rng.random((h, w)), 4)
+                masks.append(field > np.quantile(field, 0.8))
+            items.append((10 + i, image, masks))
+        write_split(root, dataset, "test", items)
+    return root
+
+
+def test_bank_scores_equal_the_drivers_columns(eval_bench, predictor, tmp_path):
+    import pandas as pd
+
+    from uncertsam_utils.evaluation import build_methods, evaluate_datasets, load_results
+    from uncertsam_utils.evaluation.bank import EvaluationBank
+    from uncertsam_utils.metrics.accuracy import error_pearson
+    from uncertsam_utils.uq.measures import binary_entropy
+
+    datasets = ["BIG", "COIFT"]
+    methods = build_methods(["baseline", "mask-prompt"], None)
+    evaluate_datasets(predictor, methods, eval_bench, datasets, tmp_path, seed=42, progress=False)
+    driver = load_results(tmp_path, datasets=datasets, methods=list(methods))
+    bank = EvaluationBank.build(predictor, eval_bench, datasets, kinds=("sam",), seed=42, progress=False)
+
+    def refined(image):
+        points, labels = image.prompt
+        first = image.passes["sam"]
+        return second_pass(predictor, image.encoding, None, first.logits, None, points=points, labels=labels).logits
+
+    ours = pd.concat([bank.score("baseline", lambda image: image.passes["sam"].logits, seed=0),
+                      bank.score("mask-prompt", refined, seed=0)])
+    assert (ours["seed"] == 0).all()
+    keys = ["dataset", "method", "image_id", "mask_id"]
+    both = driver.merge(ours, on=keys, suffixes=("_driver", "_bank"))
+    assert len(both) == len(driver) == len(ours) > 0
+    for column in ("IoU", "BIoU_2"):
+        np.testing.assert_allclose(both[f"{column}_bank"], both[f"{column}_driver"], rtol=1e-5, atol=1e-6)
+    assert set(bank.score("x", refined, datasets=["COIFT"])["dataset"]) == {"COIFT"}
+    pearson = []
+    for image in bank.images:
+        logits = image.passes["sam"].logits
+        pearson += list(error_pearson(image.targets, logits, {"e": binary_entropy(torch.sigmoid(logits))},
+                                      image.orig_hw)["e"])
+    baseline = both[both["method"] == "baseline"].sort_values(["dataset", "image_id", "mask_id"])
+    order = [(im.dataset, im.image_id, m) for im in bank.images for m in im.mask_ids]
+    assert order == sorted(order)
+    np.testing.assert_allclose(pearson, baseline["pearson"], rtol=1e-4, atol=1e-5)
