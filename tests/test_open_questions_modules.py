@@ -149,7 +149,7 @@ def small_bench(tmp_path_factory):
 
 def test_exposure_data_keeps_the_budget_and_never_reads_a_test_split(small_bench, monkeypatch):
     from uncertsam_utils.data import layout
-    from uncertsam_utils.training.exposure import domain_samples, exposure_data
+    from uncertsam_utils.training.exposure import domain_samples, exposure_data, exposure_pool
 
     reads = []
     original = layout.SplitReader.__init__
@@ -166,6 +166,9 @@ def test_exposure_data_keeps_the_budget_and_never_reads_a_test_split(small_bench
     assert lodo.counts() == {"fit": 4, "COIFT": 2} and lodo.exposed == ["COIFT"]
     fit_only = exposure_data(small_bench, [], images=6, size=64)
     assert fit_only.counts() == {"fit": 6}
+    pool = exposure_pool(small_bench, ["BIG", "COIFT"], fit_images=5, per_domain=1, size=64)
+    assert pool.sources == ["fit"] * 5 + ["BIG", "COIFT"]
+    np.testing.assert_array_equal(pool.data.images[5], both.data.images[2])  # BIG's first val image
     assert reads and all(split != "test" for _, split in reads), reads
     assert {d for d, s in reads if s == "val"} == {"BIG", "COIFT"}
     with pytest.raises(ValueError, match="test split is for evaluation"):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -128,3 +129,88 @@ def end_to_end_loss(passes: EndToEndPasses, targets: torch.Tensor, config) -> tu
     total = refined + first + nll
     return total, {"loss": float(total.detach()), "refined": float(refined.detach()), "first": float(first.detach()),
                    "nll": float(nll.detach()), "iou_refined": float(actual.mean()), "iou_first": float(first_actual.mean())}
+
+
+# ------------------------------------------------------------------------------------ training
+
+def end_to_end_optimizer(refiner: EndToEndRefiner, *, lr: float, decoder_lr: float, weight_decay: float,
+                         lr_factor):
+    """AdamW (decay on weights of two or more dimensions, as ``adamw_with_schedule``) with the decoder at
+    ``decoder_lr`` (fine-tuning a trained decoder) and the new parts at ``lr``; one schedule for all."""
+    groups = []
+    for params, rate in ((list(refiner.decoder.parameters()), decoder_lr),
+                         (list(refiner.variance.parameters()) + list(refiner.fusion.parameters()), lr)):
+        groups.append({"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "lr": rate})
+        groups.append({"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": rate})
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+
+@dataclass
+class EndToEndTrainer:
+    """The end-to-end refiner's part of the training loop (``training.Trainer``).
+
+    Trains on the images ``subset`` of ``data`` (encodings ``features``), each step one image's objects
+    under SAM's jittered boxes drawn exactly as the fusion modules' bank draws them for the same seed
+    (``bank.draw_boxes``), so the end-to-end and post-hoc arms of a seed see the same prompts. Validation:
+    the refined mIoU (and loss) under the clean box on ``val_data`` (encodings ``val_features``)."""
+
+    module: EndToEndRefiner
+    predictor: Predictor  # the frozen model's (its encoder made the features)
+    data: object  # FitData
+    features: object  # training.FrozenFeatures of data
+    subset: object  # np.ndarray of image indices into data
+    val_data: object
+    val_features: object
+    config: object  # refine.training.FusionTrainConfig: loss weights, max_objects, jitter, val_images
+    seed: int = 0
+    state_name = "end_to_end"
+
+    def prepare(self) -> None:
+        self.own = self.module.predictor(self.predictor)
+
+    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator, epoch: int):
+        from .bank import draw_boxes
+
+        for position in range(start, len(order)):
+            image = int(self.subset[int(order[position])])
+            mask_ids, boxes = draw_boxes(self.data, image, seed=self.seed, epoch=epoch,
+                                         max_objects=self.config.max_objects, jitter=self.config.jitter)
+            yield image, mask_ids, boxes
+
+    def backward(self, batch) -> dict[str, float]:
+        from .passes import box_points
+
+        image, mask_ids, boxes = batch
+        targets = torch.from_numpy(self.data.masks(mask_ids)).float().to(self.predictor.device)
+        points, labels = box_points(boxes)
+        encoding = self.features.encoding(torch.tensor([image]))
+        loss, parts = end_to_end_loss(self.module.passes(self.own, encoding, points=points, labels=labels),
+                                      targets, self.config)
+        loss.backward()
+        return parts
+
+    def validate(self) -> dict:
+        from .passes import box_points
+        from .training import refinement_loss
+
+        self.module.eval()
+        losses, refined, first = [], [], []
+        with torch.no_grad():
+            for image in range(min(self.config.val_images, self.val_data.num_images)):
+                ids = np.arange(int(self.val_data.first[image]), int(self.val_data.first[image + 1]))
+                targets = torch.from_numpy(self.val_data.masks(ids)).float().to(self.predictor.device)
+                points, labels = box_points(torch.from_numpy(self.val_data.boxes[ids]))
+                passes = self.module.passes(self.own, self.val_features.encoding(torch.tensor([image])),
+                                            points=points, labels=labels)
+                loss, parts = end_to_end_loss(passes, targets, self.config)
+                losses.append(float(loss) * len(ids))
+                refined += refinement_loss(passes.logits, passes.iou, targets, self.config)[1].tolist()
+                first += refinement_loss(passes.predictive_logits, passes.first_iou, targets, self.config)[1].tolist()
+        self.module.train()
+        return {"val_loss": sum(losses) / max(1, len(refined)), "val_miou": float(np.mean(refined)),
+                "val_miou_first": float(np.mean(first)), "val_ious": refined}
+
+    def describe(self, row: dict, seconds: float) -> str:
+        return (f"end-to-end {self.module.map_name} epoch {row['epoch']}: train loss {row['train_loss']:.4f}  "
+                f"val mIoU first pass {row['val_miou_first']:.4f} -> refined {row['val_miou']:.4f}")

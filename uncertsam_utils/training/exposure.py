@@ -32,8 +32,10 @@ class ExposureData:
         return {name: self.sources.count(name) for name in dict.fromkeys(self.sources)}
 
 
-def domain_samples(root: Path, domains: Sequence[str], split: str = "val") -> list[tuple[str, object]]:
-    """(domain, sample) for every image of ``<root>/<domain>/<split>``, refusing any split but ``val``."""
+def domain_samples(root: Path, domains: Sequence[str], split: str = "val", *,
+                   per_domain: int | None = None) -> list[tuple[str, object]]:
+    """(domain, sample) for the first ``per_domain`` (None: every) image of ``<root>/<domain>/<split>``,
+    refusing any split but ``val``."""
     if split not in EXPOSURE_SPLITS:
         raise ValueError(f"cross-domain exposure reads only the {EXPOSURE_SPLITS} split of a test domain, "
                          f"not {split!r}: the test split is for evaluation alone")
@@ -41,21 +43,31 @@ def domain_samples(root: Path, domains: Sequence[str], split: str = "val") -> li
     for domain in domains:
         if domain == "fit":
             raise ValueError("'fit' is the source domain, not an exposure domain")
-        out += [(domain, sample) for sample in read_split(Path(root), domain, split)]
+        out += [(domain, sample) for sample in read_split(Path(root), domain, split, per_domain)]
     return out
 
 
 def exposure_data(root: Path, domains: Sequence[str], *, images: int = 400, hold_out: str | None = None,
-                  size: int = DEFAULT_SIZE) -> ExposureData:
-    """``images`` training images: every ``val`` image of ``domains`` except ``hold_out``, and the first
-    ``images`` minus that many of ``fit/train``."""
+                  per_domain: int | None = None, size: int = DEFAULT_SIZE) -> ExposureData:
+    """``images`` training images: the ``val`` images of ``domains`` except ``hold_out`` (the first
+    ``per_domain`` of each; None: all), and the first ``images`` minus that many of ``fit/train``."""
     exposed = [d for d in domains if d != hold_out]
     if hold_out is not None and hold_out not in domains:
         raise ValueError(f"held-out domain {hold_out!r} is not one of {list(domains)}")
-    shifted = domain_samples(root, exposed)
-    fit_count = images - len(shifted)
-    if fit_count < 0:
+    shifted = domain_samples(root, exposed, per_domain=per_domain)
+    if images - len(shifted) < 0:
         raise ValueError(f"{len(shifted)} domain val images do not fit a budget of {images} training images")
+    return _assemble(root, images - len(shifted), shifted, exposed, size)
+
+
+def exposure_pool(root: Path, domains: Sequence[str], *, fit_images: int = 400, per_domain: int | None = None,
+                  size: int = DEFAULT_SIZE) -> ExposureData:
+    """The union every exposure set of a notebook is a subset of: the first ``fit_images`` of
+    ``fit/train``, then the ``val`` images of every domain (the first ``per_domain`` of each)."""
+    return _assemble(root, fit_images, domain_samples(root, domains, per_domain=per_domain), list(domains), size)
+
+
+def _assemble(root: Path, fit_count: int, shifted: list, exposed: list[str], size: int) -> ExposureData:
     fit = read_split(Path(root), "fit", "train", fit_count) if fit_count else []
     kept: list[str] = []
 
