@@ -65,7 +65,8 @@ from uncertsam_utils import analysis
 from uncertsam_utils.evaluation import build_methods, evaluate_cached, find_fitted_parts, load_results
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import refinement_examples, refinement_grid
-from uncertsam_utils.refine.training import find_fusion_modules
+from uncertsam_utils.refine.family import find_fusion_modules
+from uncertsam_utils.refine.training import FusionTrainConfig
 from uncertsam_utils.session import open_session
 
 torch.set_num_threads(1)  # the metric worker of the evaluation takes the second core
@@ -86,9 +87,10 @@ tic = time.perf_counter()
 parts = find_fitted_parts(root, loaded, ["laplace"], posterior={"laplace": posterior}, fit_missing=fit_missing,
                           fit_images=fit_images, seed=seed)  # the posterior notebook 06 uses
 posterior_file = parts["posterior"].get("laplace")
-fusion_files = find_fusion_modules(root, loaded, variants, given=fusion, posterior=posterior_file, epochs=fusion_epochs,
-                                   clicks=clicks, box_probability=box_probability, limit=fusion_images, seed=train_seed,
-                                   train_missing=fit_missing)
+config = FusionTrainConfig(epochs=fusion_epochs, clicks=clicks, box_probability=box_probability)
+fusion_files = {name: files[0] for name, files in find_fusion_modules(
+    root, loaded, variants, given=fusion, posterior=posterior_file, config=config, limit=fusion_images,
+    seeds=[train_seed], train_missing=fit_missing).items()}
 available, dropped = [], {}
 for name in variants:
     try:
@@ -116,9 +118,9 @@ for name, path in fusion_files.items():
     _, payload = load_fusion(path)
     record = payload["training"]
     for row in record["history"]:
-        history_rows.append({"variant": name, "epoch": row["epoch"], "train loss": row["train_loss"],
+        history_rows.append({"variant": name, "epoch": row["epoch"], "train loss": row.get("train_loss"),
                              "val loss": row["val_loss"], "val mIoU first pass": row["val_miou_first"],
-                             "val mIoU refined": row["val_miou_refined"], "selected": row["epoch"] == record["best_epoch"],
+                             "val mIoU refined": row["val_miou"], "selected": row["epoch"] == record["best_epoch"],
                              "train minutes": record["train_seconds"] / 60})
 import pandas as pd  # noqa: E402
 

@@ -44,9 +44,10 @@ import torch
 import torch.nn.functional as F
 
 from ...artifacts import cache_digest, fit_data_key, model_identity
-from ...model.predictor import Decoded, Encoding, Predictor
+from ...model.predictor import Decoded, Predictor
 from ...prompts import jitter_boxes
-from ...training import (RESUME_SUFFIX, EpochLoop, LoopConfig, ResumeFile, adamw_with_schedule, load_fit_split,  # noqa: F401
+from ...training import (RESUME_SUFFIX, EpochLoop, FrozenFeatures, LoopConfig, ResumeFile,  # noqa: F401
+                         adamw_with_schedule, encode_split, load_fit_split,
                          optimisation_step as loop_step, resume_path, warmup_constant_decay)
 from .head import VarianceHead, gaussian_nll, save_head, transformer_dim
 
@@ -75,42 +76,6 @@ class VarnetTrainConfig:
 
 
 # ------------------------------------------------------------------------------- frozen part
-
-@dataclass
-class FrozenFeatures:
-    """Image-encoder outputs of a whole split, computed once (batch index = image index)."""
-
-    image_embed: torch.Tensor  # (N, C, e, e)
-    high_res_feats: list[torch.Tensor]
-    size: int
-
-    def encoding(self, image_ids: torch.Tensor) -> Encoding:
-        return Encoding(
-            image_embed=self.image_embed.index_select(0, image_ids),
-            high_res_feats=[f.index_select(0, image_ids) for f in self.high_res_feats],
-            orig_hw=[(self.size, self.size)] * len(image_ids),
-        )
-
-
-def encode_split(predictor: Predictor, data, batch: int = 8, *, progress: bool = False, label: str = "encode") -> FrozenFeatures:
-    """Run the frozen image encoder once over ``data`` (a ``FitData`` at the model's input size)."""
-    from tqdm.auto import tqdm
-
-    if data.size != predictor.image_size:
-        raise ValueError(f"data held at {data.size}², the model's input is {predictor.image_size}²")
-    chunks = []
-    starts = range(0, data.num_images, batch)
-    with torch.inference_mode():
-        for start in tqdm(starts, desc=label, unit="batch", disable=not progress, leave=False):
-            images = torch.from_numpy(data.images[start : start + batch]).to(predictor.device)
-            inputs = images.permute(0, 3, 1, 2).float() / 255.0
-            chunks.append(predictor.encode_inputs(inputs, [(data.size, data.size)] * len(images)))
-    return FrozenFeatures(
-        image_embed=torch.cat([c.image_embed for c in chunks]),
-        high_res_feats=[torch.cat(parts) for parts in zip(*(c.high_res_feats for c in chunks))],
-        size=data.size,
-    )
-
 
 @dataclass
 class PromptBatch:
@@ -286,7 +251,7 @@ class HeadTrainer:
         self.train_features = encode_split(self.predictor, self.train_data, batch, progress=progress, label="encode fit/train")
         self.val_features = encode_split(self.predictor, self.val_data, batch, progress=progress, label="encode fit/val")
 
-    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator):
+    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator, epoch: int):
         if start:
             raise ValueError("the variance head's resume state is written at the end of an epoch only")
         return frozen_steps(self.predictor, self.train_data, self.train_features, order, self.config, generator)
