@@ -107,13 +107,17 @@ def test_one_end_to_end_step_reduces_the_loss_and_trains_all_three(nano_random, 
     config = FusionTrainConfig(uncertainty="laplace")
     optimizer = torch.optim.SGD(refiner.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in nano_random.model.sam_mask_decoder.parameters()]
-    loss, parts = end_to_end_loss(refiner.passes(own, encoding, points=points, labels=labels), targets, config)
-    loss.backward()
-    for name, module in (("decoder", refiner.decoder), ("variance", refiner.variance), ("fusion", refiner.fusion)):
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), name
-    optimizer.step()
-    optimizer.zero_grad()
-    after, _ = end_to_end_loss(refiner.passes(own, encoding, points=points, labels=labels), targets, config)
+    from uncertsam_utils.refine.training import frozen
+
+    with frozen(nano_random.model):  # the prompt encoder (shared with the model) stays frozen, as in training
+        loss, parts = end_to_end_loss(refiner.passes(own, encoding, points=points, labels=labels), targets, config)
+        loss.backward()
+        for name, module in (("decoder", refiner.decoder), ("variance", refiner.variance), ("fusion", refiner.fusion)):
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), name
+        assert all(p.grad is None for p in nano_random.model.parameters())
+        optimizer.step()
+        optimizer.zero_grad()
+        after, _ = end_to_end_loss(refiner.passes(own, encoding, points=points, labels=labels), targets, config)
     assert after.item() < loss.item()
     assert set(parts) >= {"loss", "refined", "first", "nll"}
     for p, q in zip(before, nano_random.model.sam_mask_decoder.parameters()):
