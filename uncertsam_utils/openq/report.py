@@ -1,0 +1,156 @@
+"""Notebook 09's tables, scorecard rows and sentences, from the scores of ``run.run_open_questions``.
+
+Per question (``arms.QUESTIONS``):
+
+* ``method_table``: each method of the question in both states (``trained``: the last epoch;
+  ``selected``: the epoch fit/val chose, the untrained module included) and the references, with
+  Table 1's columns (mIoU per domain and the unweighted mean over the domains, mBIoU's mean), the
+  seeds, the sd over seeds of the mean mIoU and the epochs fit/val selected;
+* ``tests_table``: the question's comparisons (``Question.comparisons``) as Δ tables of the crossed
+  images × seeds bootstrap (``stats.seeded_difference``), for both states;
+* ``question_claim``: the scorecard row, decided on the trained modules (what training does; the
+  selected ones are often the untrained module, which answers nothing about the map): the treatment
+  must beat its ones-map control **and** the post-hoc baseline (``analysis.delta_claim``, "higher",
+  joined by ``analysis.joint_claim``);
+* ``describe_question``: the sentences, "no difference" stated with its interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .arms import QUESTIONS, REFERENCES, Question
+from .stats import seeded_difference
+
+STATES = ("trained", "selected")
+NOTEBOOK = "09_open_questions"
+
+
+def _rows(results: pd.DataFrame, method: str, state: str) -> pd.DataFrame:
+    rows = results[results["method"] == method]
+    return rows if method in REFERENCES else rows[rows["state"] == state]
+
+
+def method_table(results: pd.DataFrame, training: pd.DataFrame, question: Question, datasets) -> pd.DataFrame:
+    """One row per (method, state) of the question and per reference; see the module docstring."""
+    out = []
+    entries = [(m, "reference") for m in REFERENCES] + [(m, s) for m in question.methods for s in STATES]
+    for method, state in entries:
+        rows = _rows(results, method, state)
+        if rows.empty:
+            continue
+        seeds = sorted(rows["seed"].dropna().unique()) if "seed" in rows else []
+        per_seed = rows.groupby(["seed" if seeds else "state", "dataset"])["IoU"].mean().unstack("dataset")
+        per_seed = per_seed[[d for d in datasets if d in per_seed.columns]]
+        mean_over_domains = per_seed.mean(axis=1)
+        row = {"method": method, "state": state, "seeds": len(seeds)}
+        row.update({d: float(per_seed[d].mean()) for d in per_seed.columns})
+        row["mIoU"] = float(mean_over_domains.mean())
+        row["sd over seeds"] = float(mean_over_domains.std(ddof=1)) if len(seeds) > 1 else 0.0
+        biou = rows.groupby(["seed" if seeds else "state", "dataset"])["BIoU_2"].mean().unstack("dataset")
+        row["mBIoU"] = float(biou.mean(axis=1).mean())
+        row["selected epochs"] = _selected_epochs(training, method) if state == "selected" else ""
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _selected_epochs(training: pd.DataFrame, method: str) -> str:
+    if training.empty:
+        return ""
+    part = training[training["method"] == method].drop_duplicates(["seed", "hold_out"])
+    return "/".join(str(int(e)) for e in part.sort_values("seed")["selected_epoch"])
+
+
+def tests_table(results: pd.DataFrame, question: Question, *, metric: str = "IoU", n_boot: int = 10000,
+                seed: int = 0) -> pd.DataFrame:
+    """The question's comparisons for both states (module docstring), one Δ table after another."""
+    tables = []
+    for state in STATES:
+        for a, b in question.comparisons:
+            part = pd.concat([_rows(results, a, state), _rows(results, b, state)], ignore_index=True)
+            if part.empty or part["method"].nunique() < 2:
+                continue
+            table = seeded_difference(part, a, b, metric, n_boot=n_boot, seed=seed)
+            if not table.empty:
+                tables.append(table.assign(state=state))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _pair(tests: pd.DataFrame, a: str, b: str, state: str = "trained") -> pd.DataFrame:
+    part = tests[(tests["method_a"] == a) & (tests["method_b"] == b) & (tests["state"] == state)]
+    return part.drop(columns=["state"])
+
+
+def question_claim(question: Question, tests: pd.DataFrame, *, rests_on: str):
+    """The scorecard row of a question (module docstring)."""
+    from ..analysis import delta_claim, joint_claim
+
+    test = "crossed bootstrap over images and training seeds (trained modules, last epoch)"
+    parts = [delta_claim(question.claim_id, question.statement, _pair(tests, question.treatment, other), "higher",
+                         notebook=NOTEBOOK, source="ours", test=test, extra_rests_on=rests_on)
+             for other in (question.control, question.post_hoc)]
+    return joint_claim(question.claim_id, question.statement, parts, notebook=NOTEBOOK)
+
+
+def _difference(tests: pd.DataFrame, a: str, b: str, state: str = "trained", decimals: int = 4) -> str:
+    from ..analysis import interval
+
+    part = _pair(tests, a, b, state)
+    if part.empty:
+        return f"{a} − {b}: not compared"
+    mean = part[part["dataset"] == "mean"].iloc[0]
+    if bool(mean["identical"]):
+        return f"{a} and {b} predict identically (the same module by construction)"
+    text = interval(mean["difference"], mean["lo"], mean["hi"], decimals, signed=True)
+    verdict = ("higher" if mean["lo"] > 0 else "lower" if mean["hi"] < 0
+               else "no difference")
+    return (f"{a} − {b}: {text} mIoU ({verdict}; {int(mean['seeds'])} seeds, sd over seeds "
+            f"{mean['sd_seed']:.4f}, {mean['dominant']} dominate the uncertainty)")
+
+
+def describe_question(question: Question, table: pd.DataFrame, tests: pd.DataFrame, claim) -> str:
+    """The question's sentences: each comparison of the trained modules with its interval, what fit/val
+    selected, and the verdict."""
+    lines = [f"**Q{question.number} · {question.title}.** Trained modules (last epoch), mean over the domains, "
+             "95 % interval of the crossed bootstrap:"]
+    lines += [f"- {_difference(tests, a, b)}." for a, b in question.comparisons]
+    selected = table[(table["state"] == "selected") & (table["selected epochs"] != "")]
+    epochs = [int(e) for text in selected["selected epochs"] for e in text.split("/")]
+    if epochs:
+        kept = sum(e == 0 for e in epochs)
+        lines.append(f"- fit/val selection kept the untrained module for {kept} of {len(epochs)} modules"
+                     + (": the deployable module is mask-prompt refinement of the Laplace first pass."
+                        if kept == len(epochs) else "."))
+    lines.append(f"- Verdict on \"{question.statement}\": **{claim.verdict}**.")
+    return "\n".join(lines)
+
+
+def correlation_table(correlation: pd.DataFrame, datasets) -> pd.DataFrame:
+    """Mean Pearson r per map and domain (and the mean over domains) with the Laplace first pass's error."""
+    table = correlation.groupby(["method", "dataset"])["pearson"].mean().unstack("dataset")
+    table = table[[d for d in datasets if d in table.columns]]
+    table["mean"] = table.mean(axis=1)
+    return table.reset_index().rename(columns={"method": "map"})
+
+
+def describe_correlation(correlation: pd.DataFrame, *, n_boot: int = 10000, seed: int = 0) -> str:
+    """Whether each combined map correlates with the error better than its best component (paired over
+    images, mean over domains)."""
+    from ..analysis import interval, paired_difference
+
+    means = correlation.groupby(["method", "dataset"])["pearson"].mean().groupby("method").mean()
+    best = max(("laplace", "prompt"), key=lambda m: means.get(m, -np.inf))
+    lines = []
+    for name in ("combined-product", "combined-rank"):
+        if name not in means:
+            continue
+        table = paired_difference(correlation, name, best, "pearson", n_boot=n_boot, seed=seed)
+        mean = table[table["dataset"] == "mean"].iloc[0]
+        lines.append(f"{name} − {best} (the better component): Pearson r "
+                     f"{interval(mean['difference'], mean['lo'], mean['hi'], 3, signed=True)} over the domains.")
+    return " ".join(lines)
+
+
+__all__ = ["QUESTIONS", "correlation_table", "describe_correlation", "describe_question", "method_table",
+           "question_claim", "tests_table"]
