@@ -73,3 +73,114 @@ def test_fed_maps_and_combinations_match_the_packages(nano_random):
     a, b = maps.draws(0, 0, 3), maps.draws(0, 1, 3)
     assert not torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
     assert torch.equal(torch.rand(4, generator=maps.draws(None, 0, 3)), torch.rand(4, generator=maps.draws(None, 5, 3)))
+
+
+# --------------------------------------------------------------------------------- crossed bootstrap
+
+def _scores(rng, methods, seeds, datasets=("A", "B"), images=6, masks=2, shift=None):
+    rows = []
+    for dataset in datasets:
+        for image in range(images):
+            base = rng.random(masks)
+            for method in methods:
+                for seed in seeds:
+                    value = base + (shift or {}).get(method, 0.0) + (0 if seed is None else 0.01 * seed * (method != "ref"))
+                    for m in range(masks):
+                        rows.append({"dataset": dataset, "image_id": image, "mask_id": m, "method": method,
+                                     "seed": np.nan if seed is None else seed, "IoU": value[m]})
+    return pd.DataFrame(rows)
+
+
+def test_seeded_difference_equals_the_paired_bootstrap_with_one_seed():
+    from uncertsam_utils import analysis
+    from uncertsam_utils.openq.stats import seeded_difference
+
+    rng = np.random.default_rng(0)
+    frame = _scores(rng, ["a", "b"], [0])
+    frame.loc[frame["method"] == "a", "IoU"] += rng.normal(0.02, 0.05, (frame["method"] == "a").sum())
+    ours = seeded_difference(frame, "a", "b", n_boot=500, seed=3)
+    theirs = analysis.paired_difference(frame.drop(columns="seed"), "a", "b", "IoU", n_boot=500, seed=3)
+    for column in ("difference", "lo", "hi", "p_two_sided", "p_holm", "mean_a", "mean_b", "images", "masks"):
+        np.testing.assert_allclose(ours[column].astype(float), theirs[column].astype(float), rtol=1e-12, err_msg=column)
+    assert (ours["seeds"] == 1).all() and (ours["sd_seed"] == 0).all()
+
+
+def test_seeded_difference_pairs_seeds_and_widens_with_seed_spread():
+    from uncertsam_utils.openq.stats import seeded_difference
+
+    rng = np.random.default_rng(1)
+    frame = pd.concat([_scores(rng, ["a", "b"], [0, 1, 2]), _scores(np.random.default_rng(1), ["ref"], [None])])
+    table = seeded_difference(frame, "a", "b", n_boot=400, seed=0)
+    mean = table[table["dataset"] == "mean"].iloc[0]
+    assert bool(mean["identical"]) and mean["difference"] == 0 and mean["lo"] == mean["hi"] == 0  # paired seed by seed
+    against_ref = seeded_difference(frame, "a", "ref", n_boot=400, seed=0)
+    mean = against_ref[against_ref["dataset"] == "mean"].iloc[0]
+    np.testing.assert_allclose(mean["difference"], 0.01)  # seeds 0, 1, 2 add 0, 0.01, 0.02
+    np.testing.assert_allclose(mean["sd_seed"], 0.01)
+    assert mean["dominant"] == "seeds" and mean["lo"] < 0.01 < mean["hi"] and mean["seeds"] == 3
+    assert list(against_ref["dataset"]) == ["A", "B", "mean"] and not bool(mean["identical"])
+    with pytest.raises(ValueError, match="paired seed by seed"):
+        seeded_difference(pd.concat([frame, _scores(rng, ["c"], [5])]), "a", "c")
+
+
+# ------------------------------------------------------------------------------ the pool and the arms
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    """fit/train (6 images), fit/val (2) and two domains with val (2 each) and test (2 each)."""
+    from scipy import ndimage
+
+    from uncertsam_utils.data.layout import write_split
+
+    root = tmp_path_factory.mktemp("openq")
+    rng = np.random.default_rng(0)
+
+    def items(count, first_id):
+        out = []
+        for i in range(count):
+            image = (ndimage.gaussian_filter(rng.random((48, 64, 3)), (3, 3, 0)) * 255).astype(np.uint8)
+            masks = []
+            for _ in range(1 + i % 2):
+                field = ndimage.gaussian_filter(rng.random((48, 64)), 4)
+                masks.append(field > np.quantile(field, 0.8))
+            out.append((first_id + i, image, masks))
+        return out
+
+    write_split(root, "fit", "train", items(6, 0))
+    write_split(root, "fit", "val", items(2, 50))
+    for dataset in ("BIG", "COIFT"):
+        write_split(root, dataset, "val", items(2, 100))
+        write_split(root, dataset, "test", items(2, 200))
+    return root
+
+
+def test_arms_share_the_pool_and_start_from_the_same_untrained_module(tiny_bench, nano_random):
+    from uncertsam_utils.openq.pool import ArmRecipe, TrainingPool
+    from uncertsam_utils.openq.train import train_arm
+    from uncertsam_utils.uq.laplace import cached_features, fit_posterior, synthetic_images
+    from uncertsam_utils.model import Predictor
+
+    torch.set_num_threads(1)
+    predictor = Predictor(nano_random.model)
+    features = cached_features(predictor, synthetic_images(2, 256, seed=0), seed=0)
+    posterior = fit_posterior(nano_random, features, recipe="exact", structure="diag", seed=0, progress=False)
+    recipe = ArmRecipe(epochs=1, images=5, val_images=2, prompt_K=2)
+    pool = TrainingPool.build(tiny_bench, nano_random, ["BIG", "COIFT"], recipe, posterior=posterior, log=lambda _m: None)
+    assert pool.exposure.sources == ["fit"] * 5 + ["BIG", "BIG", "COIFT", "COIFT"]
+    subsets = {data: pool.subset(Arm("x", data=data, hold_out="BIG" if data == "lodo" else None))
+               for data in ("fit", "exposure", "lodo")}
+    assert list(subsets["fit"]) == [0, 1, 2, 3, 4] and list(subsets["exposure"]) == [0, 5, 6, 7, 8]
+    assert list(subsets["lodo"]) == [0, 1, 2, 7, 8]  # every subset: the same budget of 5 images
+    quiet = dict(log=lambda _m: None)
+    results = {name: train_arm(pool, Arm(name, seed=0, **METHODS[name]), **quiet)
+               for name in ("post-hoc-laplace", "post-hoc-ones", "e2e-laplace", "dilated-laplace", "combined-rank")}
+    bank = pool.bank(0)
+    assert bank.computed == len(bank) == 5  # the fit images' first passes, computed once for every arm of seed 0
+    untrained = {name: r.history[0]["val_miou"] for name, r in results.items()}
+    np.testing.assert_allclose(list(untrained.values()), untrained["post-hoc-laplace"], atol=1e-4)
+    for name, result in results.items():
+        assert [row["epoch"] for row in result.history] == [0, 1], name
+        assert (result.selected is None) == (result.best_epoch == 0)
+        assert result.last is not None and result.cpu_seconds > 0
+    lodo = train_arm(pool, Arm("lodo-laplace", data="lodo", hold_out="COIFT", seed=1), **quiet)
+    assert lodo.best_epoch == 0 and np.isnan(lodo.history[-1]["val_miou"])  # not validated
