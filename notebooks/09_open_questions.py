@@ -69,7 +69,6 @@ from IPython.display import Markdown, display
 from uncertsam_utils import analysis
 from uncertsam_utils.evaluation import find_fitted_parts
 from uncertsam_utils.openq import report
-from uncertsam_utils.openq.arms import QUESTIONS
 from uncertsam_utils.openq.figures import question_figure
 from uncertsam_utils.openq.pool import ArmRecipe
 from uncertsam_utils.openq.run import run_open_questions
@@ -93,7 +92,7 @@ datasets = session.datasets
 
 # %%
 parts = find_fitted_parts(session.root, session.loaded, ["laplace"], posterior={"laplace": posterior},
-                          fit_missing=fit_missing, fit_images=fit_images, seed=0)
+                          fit_missing=fit_missing, fit_images=fit_images, seed=seed)  # the posterior of 06 and 07
 posterior_file = parts["posterior"]["laplace"]
 recipe = ArmRecipe(epochs=epochs, images=fusion_images, val_images=val_images, domain_val_images=domain_val_images,
                    decoder_lr=decoder_lr, prompt_K=K)
@@ -131,7 +130,7 @@ history[history["hold_out"].isna()].pivot_table(index=["method", "seed"], column
 claims, texts = [], {}
 rests = f"{len(train_seeds)} training seeds per method"
 for slug in questions:
-    question = QUESTIONS[slug]
+    question = report.QUESTIONS[slug]
     stem = f"09_q{question.number}_{question.slug}"
     table = report.method_table(results, training, question, datasets)
     tests = report.tests_table(results, question, n_boot=n_boot, seed=seed)

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from uncertsam_utils.openq.arms import METHODS, QUESTIONS, Arm, plan
+from uncertsam_utils.openq.arms import METHODS, QUESTION_METHODS, Arm, plan
+from uncertsam_utils.openq.report import QUESTIONS
 
 DOMAINS = ["BIG", "COIFT", "COD10K-v3"]
 
@@ -23,6 +24,8 @@ def test_plan_trains_each_arm_once_and_lodo_per_domain():
         assert METHODS[question.control].get("map") == "ones"
         assert question.post_hoc == "post-hoc-laplace"
         assert all(a in METHODS or a == "baseline" for pair in question.comparisons for a in pair)
+        named = {question.treatment, question.control, question.post_hoc, *(m for p in question.comparisons for m in p)}
+        assert named - {"baseline"} <= set(QUESTION_METHODS[question.slug]), question.slug
     with pytest.raises(ValueError, match="held-out"):
         Arm("lodo-laplace", data="lodo")
     with pytest.raises(ValueError, match="end-to-end"):

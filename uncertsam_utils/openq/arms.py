@@ -13,13 +13,13 @@ its neighbours in one factor only:
 | ``dilated-laplace`` / ``dilated-ones`` | a fusion module with a 15×15 receptive field (``refine/spatial.py``) |
 | ``combined-product`` / ``combined-rank`` | a combined map (Laplace entropy with prompt perturbation's) |
 
-Each question (``QUESTIONS``) names its treatment, its ones-map control and the post-hoc baseline, and
-the comparisons that answer it.
+Each question needs the methods of ``QUESTION_METHODS``; what it compares and claims is in
+``report.QUESTIONS`` (reporting only: editing a sentence there does not invalidate a cached arm).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
 KINDS = ("post-hoc", "end-to-end")
@@ -69,51 +69,14 @@ METHODS: dict[str, dict] = {
 REFERENCES = ("baseline", "mask-prompt", "untrained")  # untrained: every exact-init module (mask-prompt of the Laplace pass)
 
 
-@dataclass(frozen=True)
-class Question:
-    number: int
-    claim_id: str
-    slug: str  # file names: tables/09_q<number>_<slug>.*
-    title: str
-    statement: str  # the scorecard claim
-    treatment: str
-    control: str  # its ones-map control
-    post_hoc: str  # the post-hoc baseline (the paper's fusion on the frozen model)
-    extra: tuple[str, ...] = ()  # further methods of its table
-    comparisons: tuple[tuple[str, str], ...] = field(default=())  # (a, b): a − b is reported
-
-    @property
-    def methods(self) -> list[str]:
-        names = [self.treatment, self.control, self.post_hoc, "post-hoc-ones", *self.extra]
-        return list(dict.fromkeys(names))
-
-
-QUESTIONS: dict[str, Question] = {q.slug: q for q in (
-    Question(1, "ours-q1-end-to-end", "end_to_end", "End-to-end uncertainty-aware training",
-             "Training the mask decoder, a Laplace-style last layer and the fusion module together uses the "
-             "uncertainty map better than post-hoc fusion on the frozen model (same data and budget)",
-             "e2e-laplace", "e2e-ones", "post-hoc-laplace",
-             comparisons=(("e2e-laplace", "e2e-ones"), ("e2e-laplace", "post-hoc-laplace"),
-                          ("e2e-ones", "post-hoc-ones"), ("e2e-laplace", "baseline"))),
-    Question(2, "ours-q2-cross-domain", "cross_domain", "Cross-domain exposure",
-             "Training the fusion module on fit/train plus the eight domains' val splits improves it on the test "
-             "domains over training on fit/train alone (same number of training images)",
-             "exposure-laplace", "exposure-ones", "post-hoc-laplace", extra=("lodo-laplace",),
-             comparisons=(("exposure-laplace", "exposure-ones"), ("exposure-laplace", "post-hoc-laplace"),
-                          ("lodo-laplace", "post-hoc-laplace"), ("exposure-laplace", "lodo-laplace"))),
-    Question(3, "ours-q3-spatial-context", "spatial_context", "Spatial context in the fusion module",
-             "A fusion module with a receptive field (three dilated 3x3 convolutions) lets the uncertainty map "
-             "contribute beyond the ones map, unlike the paper's 1x1 fusion",
-             "dilated-laplace", "dilated-ones", "post-hoc-laplace",
-             comparisons=(("dilated-laplace", "dilated-ones"), ("dilated-laplace", "post-hoc-laplace"),
-                          ("post-hoc-laplace", "post-hoc-ones"))),
-    Question(4, "ours-q4-combined-input", "combined_input", "Combined uncertainty as refinement input",
-             "A combined uncertainty map (Laplace entropy with prompt perturbation's) fed to the fusion module "
-             "refines better than the Laplace map alone and than the ones map",
-             "combined-product", "post-hoc-ones", "post-hoc-laplace", extra=("combined-rank",),
-             comparisons=(("combined-product", "post-hoc-ones"), ("combined-product", "post-hoc-laplace"),
-                          ("combined-rank", "post-hoc-ones"), ("combined-rank", "post-hoc-laplace"))),
-)}
+# The methods each question needs (its treatment, ones-map control, the post-hoc baseline and its
+# control, and any further arm); what each question compares and claims is ``report.QUESTIONS``'.
+QUESTION_METHODS: dict[str, tuple[str, ...]] = {
+    "end_to_end": ("e2e-laplace", "e2e-ones", "post-hoc-laplace", "post-hoc-ones"),
+    "cross_domain": ("exposure-laplace", "exposure-ones", "post-hoc-laplace", "post-hoc-ones", "lodo-laplace"),
+    "spatial_context": ("dilated-laplace", "dilated-ones", "post-hoc-laplace", "post-hoc-ones"),
+    "combined_input": ("combined-product", "combined-rank", "post-hoc-laplace", "post-hoc-ones"),
+}
 
 
 def plan(questions: Iterable[str], seeds: Sequence[int], domains: Sequence[str]) -> list[Arm]:
@@ -121,9 +84,9 @@ def plan(questions: Iterable[str], seeds: Sequence[int], domains: Sequence[str])
     domain and seed."""
     arms: dict[Arm, None] = {}
     for slug in questions:
-        if slug not in QUESTIONS:
-            raise KeyError(f"unknown question {slug!r}; choose from {list(QUESTIONS)}")
-        for method in QUESTIONS[slug].methods:
+        if slug not in QUESTION_METHODS:
+            raise KeyError(f"unknown question {slug!r}; choose from {list(QUESTION_METHODS)}")
+        for method in QUESTION_METHODS[slug]:
             spec = METHODS[method]
             for seed in seeds:
                 holds = list(domains) if spec.get("data") == "lodo" else [None]

@@ -1,6 +1,6 @@
 """Notebook 09's tables, scorecard rows and sentences, from the scores of ``run.run_open_questions``.
 
-Per question (``arms.QUESTIONS``):
+Per question (``QUESTIONS``: what it compares and claims; its arms are ``arms.QUESTION_METHODS``'):
 
 * ``method_table``: each method of the question in both states (``trained``: the last epoch;
   ``selected``: the epoch fit/val chose, the untrained module included) and the references, with
@@ -20,11 +20,58 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .arms import QUESTIONS, REFERENCES, Question
+from dataclasses import dataclass, field
+
+from .arms import QUESTION_METHODS, REFERENCES
 from .stats import seeded_difference
 
 STATES = ("trained", "selected")
 NOTEBOOK = "09_open_questions"
+
+
+@dataclass(frozen=True)
+class Question:
+    number: int
+    claim_id: str
+    slug: str  # file names: tables/09_q<number>_<slug>.*
+    title: str
+    statement: str  # the scorecard claim
+    treatment: str
+    control: str  # its ones-map control
+    post_hoc: str  # the post-hoc baseline (the paper's fusion on the frozen model)
+    comparisons: tuple[tuple[str, str], ...] = field(default=())  # (a, b): a − b is reported
+
+    @property
+    def methods(self) -> list[str]:
+        return list(QUESTION_METHODS[self.slug])
+
+
+QUESTIONS: dict[str, Question] = {q.slug: q for q in (
+    Question(1, "ours-q1-end-to-end", "end_to_end", "End-to-end uncertainty-aware training",
+             "Training the mask decoder, a Laplace-style last layer and the fusion module together uses the "
+             "uncertainty map better than post-hoc fusion on the frozen model (same data and budget)",
+             "e2e-laplace", "e2e-ones", "post-hoc-laplace",
+             comparisons=(("e2e-laplace", "e2e-ones"), ("e2e-laplace", "post-hoc-laplace"),
+                          ("e2e-ones", "post-hoc-ones"), ("e2e-laplace", "baseline"))),
+    Question(2, "ours-q2-cross-domain", "cross_domain", "Cross-domain exposure",
+             "Training the fusion module on fit/train plus the eight domains' val splits improves it on the test "
+             "domains over training on fit/train alone (same number of training images)",
+             "exposure-laplace", "exposure-ones", "post-hoc-laplace",
+             comparisons=(("exposure-laplace", "exposure-ones"), ("exposure-laplace", "post-hoc-laplace"),
+                          ("lodo-laplace", "post-hoc-laplace"), ("exposure-laplace", "lodo-laplace"))),
+    Question(3, "ours-q3-spatial-context", "spatial_context", "Spatial context in the fusion module",
+             "A fusion module with a receptive field (three dilated 3x3 convolutions) lets the uncertainty map "
+             "contribute beyond the ones map, unlike the paper's 1x1 fusion",
+             "dilated-laplace", "dilated-ones", "post-hoc-laplace",
+             comparisons=(("dilated-laplace", "dilated-ones"), ("dilated-laplace", "post-hoc-laplace"),
+                          ("post-hoc-laplace", "post-hoc-ones"))),
+    Question(4, "ours-q4-combined-input", "combined_input", "Combined uncertainty as refinement input",
+             "A combined uncertainty map (Laplace entropy with prompt perturbation's) fed to the fusion module "
+             "refines better than the Laplace map alone and than the ones map",
+             "combined-product", "post-hoc-ones", "post-hoc-laplace",
+             comparisons=(("combined-product", "post-hoc-ones"), ("combined-product", "post-hoc-laplace"),
+                          ("combined-rank", "post-hoc-ones"), ("combined-rank", "post-hoc-laplace"))),
+)}
 
 
 def _rows(results: pd.DataFrame, method: str, state: str) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import pandas as pd
 import torch
 
-from .arms import QUESTIONS, Arm, plan
+from .arms import Arm, plan
 from .pool import ArmRecipe, TrainingPool
 
 VERSION = 1  # part of every cache key: bump when the code changes what an arm produces
@@ -104,7 +104,7 @@ def _path(kind: str, name: str, key: dict) -> Path:
 def run_open_questions(session, questions: Sequence[str], seeds: Sequence[int], recipe: ArmRecipe, *,
                        posterior_file, max_images: int | None = None, eval_seed: int = 42, progress: bool = True,
                        log: Callable[[str], None] = print) -> OpenQuestionsRun:
-    """Train and score (or read) every arm of ``questions`` (slugs of ``arms.QUESTIONS``) for ``seeds``."""
+    """Train and score (or read) every arm of ``questions`` (keys of ``arms.QUESTION_METHODS``) for ``seeds``."""
     from ..uq.laplace import LastLayerPosterior
 
     datasets = list(session.datasets)
@@ -120,7 +120,7 @@ def run_open_questions(session, questions: Sequence[str], seeds: Sequence[int], 
         frames.append(scores)
         histories += [{"method": arm.method, "hold_out": arm.hold_out, "seed": arm.seed, "selected_epoch":
                        record["best_epoch"], "cpu_seconds": record["cpu_seconds"], **row} for row in record["history"]]
-    wants_maps = any(QUESTIONS[q].number == 4 for q in questions)
+    wants_maps = "combined_input" in questions
     correlation = _correlation(lazy, key, log) if wants_maps else pd.DataFrame()
     cpu.update(lazy.cpu)
     return OpenQuestionsRun(pd.concat(frames, ignore_index=True), pd.DataFrame(histories), correlation, arms, cpu)
