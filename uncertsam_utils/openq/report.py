@@ -40,6 +40,7 @@ class Question:
     control: str  # its ones-map control
     post_hoc: str  # the post-hoc baseline (the paper's fusion on the frozen model)
     comparisons: tuple[tuple[str, str], ...] = field(default=())  # (a, b): a − b is reported
+    reading: str = ""  # how to read the comparisons (said before them)
 
     @property
     def methods(self) -> list[str]:
@@ -52,25 +53,36 @@ QUESTIONS: dict[str, Question] = {q.slug: q for q in (
              "uncertainty map better than post-hoc fusion on the frozen model (same data and budget)",
              "e2e-laplace", "e2e-ones", "post-hoc-laplace",
              comparisons=(("e2e-laplace", "e2e-ones"), ("e2e-laplace", "post-hoc-laplace"),
-                          ("e2e-ones", "post-hoc-ones"), ("e2e-laplace", "baseline"))),
+                          ("e2e-ones", "post-hoc-ones"), ("e2e-laplace", "baseline")),
+             reading="The decoder is fine-tuned at a tenth of the new parts' learning rate; the image encoder stays "
+                     "frozen (its last stage too did not fit the CPU budget), so every arm shares its encodings."),
     Question(2, "ours-q2-cross-domain", "cross_domain", "Cross-domain exposure",
              "Training the fusion module on fit/train plus the eight domains' val splits improves it on the test "
              "domains over training on fit/train alone (same number of training images)",
              "exposure-laplace", "exposure-ones", "post-hoc-laplace",
              comparisons=(("exposure-laplace", "exposure-ones"), ("exposure-laplace", "post-hoc-laplace"),
-                          ("lodo-laplace", "post-hoc-laplace"), ("exposure-laplace", "lodo-laplace"))),
+                          ("lodo-laplace", "post-hoc-laplace"), ("exposure-laplace", "lodo-laplace")),
+             reading="Leave-one-domain-out separates the two effects on each domain: exposure-laplace − lodo-laplace "
+                     "is having seen the domain itself (both saw the other shifted domains), lodo-laplace − "
+                     "post-hoc-laplace is having seen other shifted domains but not this one."),
     Question(3, "ours-q3-spatial-context", "spatial_context", "Spatial context in the fusion module",
              "A fusion module with a receptive field (three dilated 3x3 convolutions) lets the uncertainty map "
              "contribute beyond the ones map, unlike the paper's 1x1 fusion",
              "dilated-laplace", "dilated-ones", "post-hoc-laplace",
              comparisons=(("dilated-laplace", "dilated-ones"), ("dilated-laplace", "post-hoc-laplace"),
-                          ("post-hoc-laplace", "post-hoc-ones"))),
+                          ("post-hoc-laplace", "post-hoc-ones")),
+             reading="The context branch (dilations 1, 2, 4) sees a 15×15 window of the nano's 16×16 embedding; "
+                     "the 1×1 pair (post-hoc-laplace − post-hoc-ones) is the paper's ones-map test under the same "
+                     "budget."),
     Question(4, "ours-q4-combined-input", "combined_input", "Combined uncertainty as refinement input",
              "A combined uncertainty map (Laplace entropy with prompt perturbation's) fed to the fusion module "
              "refines better than the Laplace map alone and than the ones map",
              "combined-product", "post-hoc-ones", "post-hoc-laplace",
              comparisons=(("combined-product", "post-hoc-ones"), ("combined-product", "post-hoc-laplace"),
-                          ("combined-rank", "post-hoc-ones"), ("combined-rank", "post-hoc-laplace"))),
+                          ("combined-rank", "post-hoc-ones"), ("combined-rank", "post-hoc-laplace")),
+             reading="The combinations multiply, or average the ranks of, the Laplace entropy and prompt "
+                     "perturbation's entropy map; TTA (a component of the default combined-rank) is left out: it "
+                     "encodes every training image ten times per epoch."),
 )}
 
 
@@ -140,6 +152,9 @@ def question_claim(question: Question, tests: pd.DataFrame, *, rests_on: str):
     return joint_claim(question.claim_id, question.statement, parts, notebook=NOTEBOOK)
 
 
+MARGIN = 0.005  # mIoU: a difference whose interval lies inside ±MARGIN is called "no difference larger than it"
+
+
 def _difference(tests: pd.DataFrame, a: str, b: str, state: str = "trained", decimals: int = 4) -> str:
     from ..analysis import interval
 
@@ -150,17 +165,25 @@ def _difference(tests: pd.DataFrame, a: str, b: str, state: str = "trained", dec
     if bool(mean["identical"]):
         return f"{a} and {b} predict identically (the same module by construction)"
     text = interval(mean["difference"], mean["lo"], mean["hi"], decimals, signed=True)
-    verdict = ("higher" if mean["lo"] > 0 else "lower" if mean["hi"] < 0
-               else "no difference")
-    return (f"{a} − {b}: {text} mIoU ({verdict}; {int(mean['seeds'])} seeds, sd over seeds "
-            f"{mean['sd_seed']:.4f}, {mean['dominant']} dominate the uncertainty)")
+    if mean["lo"] > 0 or mean["hi"] < 0:
+        verdict = "higher" if mean["lo"] > 0 else "lower"
+    elif -MARGIN < mean["lo"] and mean["hi"] < MARGIN:
+        verdict = f"no difference: the interval lies within ±{MARGIN}"
+    else:
+        verdict = "no clear difference: the interval includes 0"
+    per = part[part["dataset"] != "mean"]
+    up = int((per["significant"] & (per["difference"] > 0)).sum())
+    down = int((per["significant"] & (per["difference"] < 0)).sum())
+    return (f"{a} − {b}: {text} mIoU ({verdict}; Holm-significantly higher on {up} and lower on {down} of "
+            f"{len(per)} domains; {int(mean['seeds'])} seeds, sd over seeds {mean['sd_seed']:.4f}, "
+            f"{mean['dominant']} dominate the uncertainty)")
 
 
 def describe_question(question: Question, table: pd.DataFrame, tests: pd.DataFrame, claim) -> str:
     """The question's sentences: each comparison of the trained modules with its interval, what fit/val
     selected, and the verdict."""
-    lines = [f"**Q{question.number} · {question.title}.** Trained modules (last epoch), mean over the domains, "
-             "95 % interval of the crossed bootstrap:"]
+    lines = [f"**Q{question.number} · {question.title}.** {question.reading} Trained modules (last epoch), mean "
+             "over the domains, 95 % interval of the crossed bootstrap:"]
     lines += [f"- {_difference(tests, a, b)}." for a, b in question.comparisons]
     selected = table[(table["state"] == "selected") & (table["selected epochs"] != "")]
     epochs = [int(e) for text in selected["selected epochs"] for e in text.split("/")]
