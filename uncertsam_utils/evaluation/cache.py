@@ -51,7 +51,9 @@ def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, 
     return out_dir
 
 
-LAPLACE_RECIPES = {"laplace": "exact", "laplace-paper": "paper"}  # the posterior each predictive is paired with
+# The posterior each method is paired with (baseline-ts reads its logit scale from the tempered one).
+LAPLACE_RECIPES = {"laplace": "tempered", "laplace-untempered": "untempered", "laplace-paper": "paper",
+                   "baseline-ts": "tempered"}
 
 
 def needed_parts(methods: Sequence[str]) -> set[str]:
@@ -109,11 +111,22 @@ def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int |
     from ..artifacts import cache_digest, fit_data_key
     from ..paths import cache_dir
 
+    import dataclasses
+
+    from ..uq.laplace.fitting import get_recipe
+
+    spec = get_recipe(recipe)
+    selection = None
+    if spec.temperature == "val":  # chosen on fit/val (part of fit_data_key): the search is part of the key
+        from ..uq.laplace import tempering
+
+        selection = {"criterion": tempering.CRITERION, "kappa": tempering.KAPPA_GRID, "scale": tempering.SCALE_GRID,
+                     "refine": tempering.REFINE_DECADE}
     digest = cache_digest({
         "model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
-        "recipe": recipe, "structure": structure, "fit_images": fit_images, "seed": int(seed),
-        "data": fit_data_key(data_root)})
-    return cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{structure}-{digest}.pt"
+        "recipe": dataclasses.asdict(spec), "structure": structure, "fit_images": fit_images, "seed": int(seed),
+        "data": fit_data_key(data_root), "selection": selection})
+    return cache_dir() / "laplace" / f"{loaded_model.info.name}-{spec.name}-{structure}-{digest}.pt"
 
 
 def fit_posterior_cached(data_root, loaded_model, recipe: str, *, structure: str = "diag", fit_images: int | None = None,
@@ -121,25 +134,50 @@ def fit_posterior_cached(data_root, loaded_model, recipe: str, *, structure: str
                          log: Callable[[str], None] = print) -> Path:
     """The last-layer Laplace posterior of ``recipe`` and ``structure`` fitted on ``<data_root>/fit/train``
     (first ``fit_images`` images), from the cache or fitted now (one pass) and cached. The one place
-    that fits the posteriors of the notebooks and the evaluation, so they all use the same."""
+    that fits the posteriors of the notebooks and the evaluation, so they all use the same. A recipe
+    that differs from a cached one only in its temperature (``tempered`` / ``untempered``) is derived
+    from it without a pass over the data (``tempering.derive``). The tempered recipe chooses its
+    temperature on fit/val: all of it, or its first ``fit_images // 4`` images when ``fit_images`` is set."""
     from ..data.layout import SplitReader
-    from ..uq.laplace.fitting import fit_posterior
+    from ..uq.laplace import LastLayerPosterior
+    from ..uq.laplace.fitting import RECIPES, fit_posterior, get_recipe
+    from ..uq.laplace.derive import derive
 
     path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed, structure)
     if path.is_file():
         return path
-    log(f"fitting the {recipe!r}/{structure} Laplace posterior on {Path(data_root) / 'fit' / 'train'} "
-        f"({'all' if fit_images is None else fit_images} images)")
-    # masks without a box at the model's size are skipped (and counted) by the fit itself
     val = SplitReader(data_root, "fit", "val", resize_check_size=None)
-    train = SplitReader(data_root, "fit", "train", resize_check_size=None)
-    fitted = fit_posterior(loaded_model, train, recipe=recipe, structure=structure, seed=seed, max_images=fit_images,
-                           val_data=val, progress=progress, predictor=predictor)
+    selection_images = None if fit_images is None else max(1, fit_images // 4)
+    spec = get_recipe(recipe)
+    siblings = [name for name, other in RECIPES.items() if name != spec.name
+                and (other.pixel_likelihood, other.fit_size) == (spec.pixel_likelihood, spec.fit_size)]
+    source = next((p for p in (posterior_cache_path(data_root, loaded_model, name, fit_images, seed, structure)
+                               for name in siblings) if p.is_file()), None)
+    if source is not None:
+        log(f"deriving the {spec.name!r}/{structure} Laplace posterior from {source.name} (same curvature)")
+        fitted = derive(LastLayerPosterior.load(source, loaded_model), spec.name, predictor=_predictor(loaded_model, predictor),
+                        val_data=val, seed=seed, selection_images=selection_images)
+    else:
+        log(f"fitting the {spec.name!r}/{structure} Laplace posterior on {Path(data_root) / 'fit' / 'train'} "
+            f"({'all' if fit_images is None else fit_images} images)")
+        # masks without a box at the model's size are skipped (and counted) by the fit itself
+        train = SplitReader(data_root, "fit", "train", resize_check_size=None)
+        fitted = fit_posterior(loaded_model, train, recipe=spec.name, structure=structure, seed=seed,
+                               max_images=fit_images, val_data=val, progress=progress, predictor=predictor,
+                               selection_images=selection_images)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fitted.save(tmp)
     os.replace(tmp, path)
     return path
+
+
+def _predictor(loaded_model, predictor):
+    if predictor is not None:
+        return predictor
+    from ..model import Predictor
+
+    return Predictor(loaded_model.model)
 
 
 def _cached_posterior(data_root, loaded_model, recipe: str, fit_images, seed):
