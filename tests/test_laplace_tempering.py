@@ -155,3 +155,19 @@ def test_the_untempered_posterior_is_derived_from_the_tempered_ones_curvature(tm
     assert tempered.info["temperature_selection"]["untempered_prior"]["prior_precision"] == pytest.approx(
         fitted.prior_precision.tolist(), rel=1e-6)
     assert "temperature_selection" not in derived.info and derived.info["derived_from"] == "tempered"
+
+
+def test_heldout_metrics_of_the_recipes_and_the_scaled_baseline(tempered, predictor, images):
+    from uncertsam_utils.uq.laplace.tempering import heldout_metrics, heldout_prompts, laplace_nll, mask_nll
+
+    heldout = heldout_prompts(predictor, images[4:])
+    assert list(heldout["image"]) == [0, 0, 1, 1]  # two objects per held-out image
+    ours = heldout_metrics(heldout, tempered.la)
+    np.testing.assert_allclose(ours["nll"], laplace_nll(tempered.la, heldout, chunk=3), rtol=1e-6)
+    assert (ours["logit_sd"] > 0).all() and (ours["std"] > 0).all()
+    scaled = heldout_metrics(heldout, tempered.la, predictive=False, scale=2.0)
+    mu = tempered.la.model.pixel_logits(heldout["h"], heldout["U"]).detach()
+    np.testing.assert_allclose(scaled["nll"], mask_nll(mu / 2.0, heldout["labels"]).numpy(), rtol=1e-6)
+    brier = ((torch.sigmoid(mu / 2.0) - heldout["labels"]) ** 2).flatten(1).mean(1).numpy()
+    np.testing.assert_allclose(scaled["brier"], brier, rtol=1e-5)
+    assert not scaled["std"].any() and not scaled["logit_sd"].any()

@@ -106,7 +106,7 @@ def find_fitted_parts(data_root, loaded_model, methods: Sequence[str], *, poster
 
 
 def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
-                         structure: str = "diag") -> Path:
+                         structure: str = "diag", selection_images: int | None = None) -> Path:
     """Where ``fit_posterior_cached`` keeps a posterior fitted from these inputs."""
     from ..artifacts import cache_digest, fit_data_key
     from ..paths import cache_dir
@@ -121,7 +121,7 @@ def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int |
         from ..uq.laplace import tempering
 
         selection = {"criterion": tempering.CRITERION, "kappa": tempering.KAPPA_GRID, "scale": tempering.SCALE_GRID,
-                     "refine": tempering.REFINE_DECADE}
+                     "refine": tempering.REFINE_DECADE, "images": selection_images}
     digest = cache_digest({
         "model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
         "recipe": dataclasses.asdict(spec), "structure": structure, "fit_images": fit_images, "seed": int(seed),
@@ -130,29 +130,28 @@ def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int |
 
 
 def fit_posterior_cached(data_root, loaded_model, recipe: str, *, structure: str = "diag", fit_images: int | None = None,
-                         seed: int = 0, predictor=None, progress: bool = True,
+                         seed: int = 0, selection_images: int | None = None, predictor=None, progress: bool = True,
                          log: Callable[[str], None] = print) -> Path:
     """The last-layer Laplace posterior of ``recipe`` and ``structure`` fitted on ``<data_root>/fit/train``
     (first ``fit_images`` images), from the cache or fitted now (one pass) and cached. The one place
     that fits the posteriors of the notebooks and the evaluation, so they all use the same. A recipe
     that differs from a cached one only in its temperature (``tempered`` / ``untempered``) is derived
-    from it without a pass over the data (``tempering.derive``). The tempered recipe chooses its
-    temperature on fit/val: all of it, or its first ``fit_images // 4`` images when ``fit_images`` is set."""
+    from it without a pass over the data (``derive.derive``). The tempered recipe chooses its
+    temperature on fit/val: its first ``selection_images`` images (None: all of it)."""
     from ..data.layout import SplitReader
     from ..uq.laplace import LastLayerPosterior
     from ..uq.laplace.fitting import RECIPES, fit_posterior, get_recipe
     from ..uq.laplace.derive import derive
 
-    path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed, structure)
+    path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed, structure, selection_images)
     if path.is_file():
         return path
     val = SplitReader(data_root, "fit", "val", resize_check_size=None)
-    selection_images = None if fit_images is None else max(1, fit_images // 4)
     spec = get_recipe(recipe)
     siblings = [name for name, other in RECIPES.items() if name != spec.name
                 and (other.pixel_likelihood, other.fit_size) == (spec.pixel_likelihood, spec.fit_size)]
-    source = next((p for p in (posterior_cache_path(data_root, loaded_model, name, fit_images, seed, structure)
-                               for name in siblings) if p.is_file()), None)
+    source = next((p for p in (posterior_cache_path(data_root, loaded_model, name, fit_images, seed, structure,
+                                                    selection_images) for name in siblings) if p.is_file()), None)
     if source is not None:
         log(f"deriving the {spec.name!r}/{structure} Laplace posterior from {source.name} (same curvature)")
         fitted = derive(LastLayerPosterior.load(source, loaded_model), spec.name, predictor=_predictor(loaded_model, predictor),

@@ -49,12 +49,24 @@ def mask_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nll.flatten(1).mean(1)
 
 
-def stacked(items: Sequence[dict]) -> dict:
-    """The held-out prompts' features in one batch (empty items, masks without a box, left out)."""
-    kept = [item for item in items if item["h"].shape[0]]
+def stacked(items: Sequence[dict], index: Sequence | None = None) -> dict:
+    """The held-out prompts' features in one batch (empty items, masks without a box, left out); with the
+    dataset's ``index`` ((image, object) per item), ``image`` gives each prompt's image (for bootstraps)."""
+    kept = [j for j, item in enumerate(items) if item["h"].shape[0]]
     if not kept:
         raise ValueError("no held-out prompt to choose a temperature on")
-    return {key: torch.cat([item[key] for item in kept]) for key in ("h", "U", "labels")}
+    out = {key: torch.cat([items[j][key] for j in kept]) for key in ("h", "U", "labels")}
+    if index is not None:
+        out["image"] = np.array([index[j][0] for j in kept])
+    return out
+
+
+def heldout_prompts(predictor, source, *, seed: int = 0, images: int | None = None) -> dict:
+    """Every object of the first ``images`` images of ``source`` (fit/val) with its clean GT box, stacked."""
+    from .features import cached_features
+
+    loader = cached_features(predictor, source, seed=seed, objects="all", jitter=False, max_images=images)
+    return stacked(loader.dataset.items, loader.dataset.index)
 
 
 def map_logits(la, heldout: dict) -> torch.Tensor:
@@ -134,12 +146,9 @@ def select_on_heldout(la, predictor, heldout_source, n_masks: int, prior_search:
                       seed: int = 0, images: int | None = None) -> dict:
     """``select_temperature`` on the held-out split's prompts (every object, clean GT box; its first
     ``images`` images), plus the logit scale of the ``baseline-ts`` reference on the same prompts."""
-    from .features import cached_features
-
     if heldout_source is None:
         raise ValueError("the tempered recipe chooses its temperature on held-out data: pass val_data (fit/val)")
-    loader = cached_features(predictor, heldout_source, seed=seed, objects="all", jitter=False, max_images=images)
-    heldout = stacked(loader.dataset.items)
+    heldout = heldout_prompts(predictor, heldout_source, seed=seed, images=images)
     report = select_temperature(la, heldout, n_masks, prior_search)
     baseline = map_logits(la, heldout)
     report["baseline_nll"] = float(mask_nll(baseline, heldout["labels"]).mean())
@@ -149,5 +158,33 @@ def select_on_heldout(la, predictor, heldout_source, n_masks: int, prior_search:
 
 
 
+
+def heldout_metrics(heldout: dict, la, *, predictive: bool = True, scale: float = 1.0,
+                    chunk: int = 128) -> dict[str, np.ndarray]:
+    """Per-mask held-out numbers of one predictive: the criterion's NLL, the Brier score, the mean
+    predictive std of the probability and the mean logit std √v. ``predictive``: the posterior ``la``'s
+    closed form; else its MAP logits (the baseline's) divided by ``scale`` (``baseline-ts``), std 0."""
+    from .predictive import probability_std
+
+    out = {"nll": [], "brier": [], "std": [], "logit_sd": []}
+    with torch.no_grad():
+        for start in range(0, heldout["h"].shape[0], chunk):
+            h, U, labels = (heldout[k][start:start + chunk] for k in ("h", "U", "labels"))
+            mu = la.model.pixel_logits(h, U)
+            if predictive:
+                var = la.pixel_logit_variance(h, U)
+                _, logits, _ = predictive_maps(mu, var, maps=())
+                std = probability_std(mu, var)
+            else:
+                logits = mu / scale
+                var = std = torch.zeros_like(mu)
+            prob = torch.sigmoid(logits.clamp(-CLAMP, CLAMP))
+            out["nll"].append(mask_nll(logits, labels))
+            out["brier"].append(((prob - labels.float()) ** 2).flatten(1).mean(1))
+            out["std"].append(std.flatten(1).mean(1))
+            out["logit_sd"].append(var.sqrt().flatten(1).mean(1))
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
 __all__ = ["CLAMP", "CRITERION", "KAPPA_GRID", "SCALE_GRID", "laplace_nll", "map_logits", "mask_nll",
-           "select_logit_scale", "select_on_heldout", "select_temperature", "stacked"]
+           "select_logit_scale", "select_on_heldout", "select_temperature", "stacked", "heldout_prompts", "heldout_metrics"]
