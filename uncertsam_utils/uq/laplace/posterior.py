@@ -30,7 +30,8 @@ class PosteriorMismatchError(ValueError):
 
 
 def model_identity(loaded) -> dict:
-    """``LoadedModel.identity()`` plus the seed of random weights (which identity() leaves out)."""
+    """``LoadedModel.identity()`` with ``random_seed`` always present (None for real weights), the
+    form posterior files have recorded since format 1."""
     identity = dict(loaded.identity())
     identity["random_seed"] = loaded.seed if getattr(loaded, "random_weights", False) else None
     return identity

@@ -383,37 +383,44 @@ def train_from_root(
                                progress=progress, extra_record=extra, log=log)
 
 
-def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: int, limit: int | None = None) -> Path:
-    """Where ``train_or_load`` keeps the head trained from these inputs (under the cache folder).
-
-    The key covers the model's identity, the recipe, the seed and the data: UncertSAM-mini's
-    marker (generator version, seed, sizes) when there is one, else the fit annotations' sizes
-    and modification times, plus ``limit`` when the training images are limited."""
-    from ...paths import cache_dir
-
+def head_cache_key(root: Path, loaded_model, config: VarnetTrainConfig, seed: int, limit: int | None = None) -> dict:
+    """What a head trained by ``train_or_load`` depends on (with ``artifacts.full_key``'s code and
+    libraries): the model's identity, the recipe, the seed, the fit data's content and ``limit``
+    when the training images are limited."""
     key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
            "data": fit_data_key(root), "recipe_version": RECIPE_VERSION}
     if limit is not None:
         key["limit"] = int(limit)
-    digest = cache_digest(key)
-    return cache_dir() / "varnet" / f"{loaded_model.info.name}-{digest}.pt"
+    return key
+
+
+def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: int, limit: int | None = None) -> Path:
+    """Where ``train_or_load`` keeps the head trained from these inputs (``head_cache_key``), under
+    the results cache."""
+    from ...paths import results_cache_dir
+
+    digest = cache_digest(head_cache_key(root, loaded_model, config, seed, limit))
+    return results_cache_dir() / "varnet" / f"{loaded_model.info.name}-{digest}.pt"
 
 
 def train_or_load(root: Path, loaded_model, *, config: VarnetTrainConfig = VarnetTrainConfig(), seed: int = 0,
                   limit: int | None = None, progress: bool = True, log: Callable[[str], None] = print):
-    """The head for these inputs from the cache, training it first (resumably) when missing.
+    """The head for these inputs from the cache (verified), training it first (resumably) when missing.
 
     Returns ``(head, record)``; ``record`` holds the training history (``record["history"]``)."""
+    from ...artifacts import full_key
+    from ...cache.entries import record_entry, reuse_entry
     from .head import load_head
 
     path = cached_head_path(root, loaded_model, config, seed, limit)
-    if not path.is_file():
+    if not reuse_entry(path, log):
         train_data, val_data = load_fit_splits(root, loaded_model.image_size, limit=limit, progress=progress)
         train_variance_head(loaded_model, train_data, val_data, out=path, config=config, seed=seed, resume=True,
-                            progress=progress, extra_record={"data": {"root": str(Path(root).resolve()), "limit": limit}},
+                            progress=progress, extra_record={"data": {"root": Path(root).name, "limit": limit}},
                             log=log)
+        record_entry(path, "varnet", full_key(head_cache_key(root, loaded_model, config, seed, limit)))
     else:
-        log(f"using the cached head {path}")
+        log(f"using the cached head {path.name}")
     head = load_head(path, loaded_model)
     return head, head.training_record
 
@@ -422,9 +429,12 @@ def train_or_load_seeds(root: Path, loaded_model, seeds, *, config: VarnetTrainC
                         limit: int | None = None, train_missing: bool = True, progress: bool = True,
                         log: Callable[[str], None] = print) -> dict[int, Path | None]:
     """``{seed: head file}`` of one recipe trained with each of ``seeds`` (each cached as ``train_or_load``
-    caches it): the data are read and encoded once for every missing seed. None: missing, not trained."""
+    caches it, verified): the data are read and encoded once for every missing seed. None: missing."""
+    from ...artifacts import full_key
+    from ...cache.entries import record_entry, reuse_entry
+
     paths = {int(s): cached_head_path(root, loaded_model, config, int(s), limit) for s in seeds}
-    missing = [s for s, p in paths.items() if not p.is_file()]
+    missing = [s for s, p in paths.items() if not reuse_entry(p, log)]
     if missing and train_missing:
         train_data, val_data = load_fit_splits(root, loaded_model.image_size, limit=limit, progress=progress)
         predictor = Predictor(loaded_model.model.eval())
@@ -434,7 +444,8 @@ def train_or_load_seeds(root: Path, loaded_model, seeds, *, config: VarnetTrainC
             log(f"training the variance head with seed {seed}")
             train_variance_head(loaded_model, train_data, val_data, out=paths[seed], config=config, seed=seed,
                                 resume=True, progress=progress, features=features, log=log,
-                                extra_record={"data": {"root": str(Path(root).resolve()), "limit": limit}})
+                                extra_record={"data": {"root": Path(root).name, "limit": limit}})
+            record_entry(paths[seed], "varnet", full_key(head_cache_key(root, loaded_model, config, seed, limit)))
     return {s: (p if p.is_file() else None) for s, p in paths.items()}
 
 
