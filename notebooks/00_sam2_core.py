@@ -32,9 +32,12 @@ checkpoint = None  # None: default weights; "random": seeded random weights (tim
 device = "cpu"
 seed = 0
 boxes_per_image = 4
+data_root = None  # the model card's benchmark; None: the generated UncertSAM-mini
+max_images = None  # the model card: first N test images per dataset; None: all
 
 # %%
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,7 +45,7 @@ import torch
 
 from uncertsam_utils.data.mini.fit import render_fit_scene
 from uncertsam_utils.model import Predictor, load_model
-from uncertsam_utils.paths import figures_dir
+from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import draw_boxes, overlay_masks
 
 loaded = load_model(model, checkpoint, device=device, seed=seed)
@@ -111,3 +114,25 @@ for ax in axes:
     ax.set_ylabel("y (px)")
 fig.suptitle(f"SAM-2 predictor core · {loaded.label}", fontsize=10)
 fig.savefig(figures_dir() / "00_sam2_core.png", dpi=120)
+
+# %% [markdown]
+# ## The nano model card
+#
+# The shipped nano SAM-2's box-only accuracy (the tight ground-truth box alone, mask token 0) on the
+# fit set's test split and on every test domain, regenerated from the shipped weights without
+# retraining: `tables/nano_sam2_card.{md,csv}`, the same as `uncertsam train nano-card`. The card
+# describes those weights, so other models and checkpoints get none.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+if model == "nano" and checkpoint is None:
+    from uncertsam_utils.data.mini import ensure_mini
+    from uncertsam_utils.model.nano.card import nano_card
+
+    card_root = Path(data_root) if data_root is not None else ensure_mini(seed=seed)
+    card_path, card_rows = nano_card(card_root, out_dir=tables_dir(), limit=max_images, progress=False)
+    for row in card_rows:
+        print(f"{row['dataset']:<22} {row['images']:>4} images {row['masks']:>5} masks  mIoU {row['miou']:.4f}  "
+              f"mBIoU {row['mbiou']:.4f}")
+else:
+    print(f"no model card: it describes the shipped nano weights, not {loaded.label}")

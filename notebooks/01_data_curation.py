@@ -112,6 +112,7 @@ print(f"saved {figure_path}")
 # range of image sizes (height × width).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 stats = dataset_statistics(root, datasets=order, max_images=max_images)
 csv_path = tables_dir() / "01_dataset_statistics.csv"
 md_path = tables_dir() / "01_dataset_statistics.md"

@@ -137,6 +137,7 @@ plt.show()
 # uncertainty each copy has on its own.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 baseline = make_method("baseline")
 print(f"{'domain':<12} {'baseline H':>10} {'hue H':>8} {'hue MI':>8} {'in-dom. H':>10} {'in-dom. MI':>10}")
 for dataset in datasets:

@@ -116,6 +116,7 @@ plt.show()
 # on average; the mutual information is the part caused by the prompt noise alone.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 baseline = make_method("baseline")
 print(f"{'domain':<12} {'baseline H':>10} {'prompt H':>9} {'prompt MI':>10} {'prompt std':>11}")
 for dataset in datasets:

@@ -47,7 +47,9 @@ K = 10  # prompt perturbations
 device = "cpu"
 posterior = None  # Laplace posterior file for laplace (and laplace-paper); None: cached, or fitted here
 head = None  # trained variance head file; None: the one notebook 05 cached, or trained here
-fit_missing = True  # fit / train missing parts (cached); False: leave out the methods that need them
+fit_missing = True  # fit / train missing parts (cached); False: use only the parts already there
+allow_missing_methods = False  # a method that cannot be built stops the notebook; True: left out, named in the tables
+allow_missing_datasets = False  # means over fewer than the 8 datasets stop the notebook; True: allowed, said in the tables
 fit_images = None  # fitted parts: the first N images of fit/train (None: all), as notebook 05
 epochs = None  # variance head epochs (None: the recipe's default), as notebook 05
 n_boot = 1000  # bootstrap resamples (over images)
@@ -59,7 +61,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from uncertsam_utils import analysis
-from uncertsam_utils.evaluation import build_methods, evaluate_cached, find_fitted_parts, load_results
+from uncertsam_utils.evaluation import build_available, check_coverage, evaluate_cached, find_fitted_parts, load_results
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import metric_by_dataset
 from uncertsam_utils.session import open_session
@@ -74,21 +76,13 @@ root, datasets, loaded, predictor = session.root, session.datasets, session.load
 # posterior, `laplace-paper` with the paper's recipe) and the variance network a trained head. When
 # the parameters do not name files, the artefacts cached for this model and data are used (the head
 # trained by notebook 05 with the same `seed`, `epochs` and `fit_images`), or fitted here and cached
-# (`fit_missing`). A method whose fitted part is still missing is left out, with a note.
+# (`fit_missing`). A method whose fitted part is still missing stops the notebook, unless
+# `allow_missing_methods` leaves it out (the tables then name it).
 
 # %%
 parts = find_fitted_parts(root, loaded, methods, posterior=posterior, head=head, fit_missing=fit_missing,
                           fit_images=fit_images, epochs=epochs, seed=seed)
-available, dropped = [], {}
-for name in methods:
-    try:
-        build_methods([name], loaded, T=T, K=K, **parts)
-        available.append(name)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        dropped[name] = str(err)
-for name, why in dropped.items():
-    print(f"left out {name}: {why}")
-method_objects = build_methods(available, loaded, T=T, K=K, **parts)
+method_objects, left_out = build_available(methods, loaded, allow_missing=allow_missing_methods, T=T, K=K, **parts)
 for name, method in method_objects.items():
     print(f"{name:<17} {method!r}"[:160])
 
@@ -105,6 +99,7 @@ out_dir = evaluate_cached("06", predictor, loaded, method_objects, root, dataset
                           seed=seed)
 print(out_dir)
 results = load_results(out_dir, datasets=datasets, methods=list(method_objects))
+coverage = check_coverage(results, list(method_objects), allow_missing_datasets=allow_missing_datasets, left_out=left_out)
 method_order = [m for m in methods if m in method_objects]
 print(f"{len(results)} rows; {len(results[['dataset', 'image_id']].drop_duplicates())} images; "
       f"{len(results) // max(1, len(method_order))} masks per method")
@@ -149,9 +144,10 @@ plt.show()
 # images. The CSV files hold the numbers (mean, lo, hi), the Markdown files the same as text.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 accuracy_metrics = ["IoU", "BIoU_2", "BIoU_1", "dice", "BER"]
 note = (f"Means over masks; [lo, hi]: 95 % bootstrap interval over images ({n_boot} resamples, seed {seed}). "
-        f"Model {loaded.label}; data {Path(root).name}; split test; max_images {max_images}.")
+        f"Model {loaded.label}; data {Path(root).name}; split test; max_images {max_images}.") + coverage.note
 written = []
 written += analysis.write_table(analysis.numeric_table(summary, accuracy_metrics), tables_dir() / "06_accuracy",
                                 markdown=analysis.wide_table(summary, accuracy_metrics),
@@ -170,6 +166,7 @@ display_table
 # best when the images are resampled (a paired bootstrap, the same resamples for every method).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 winner_tables = [analysis.winners(results, metric, n_boot=n_boot, seed=seed, methods=method_order)
                  for metric in ("pearson", "pearson_", "spearman", "auroc", "ause")]
 text = analysis.paper_claim(winner_tables[0], method_order) + "\n\n"
@@ -186,6 +183,7 @@ written += analysis.write_table(all_winners, tables_dir() / "06_winners", title=
 # combination's Pearson ρ and AUROC with its best component on each dataset.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 combinations = {name: list(m.components) for name, m in method_objects.items() if hasattr(m, "components")}
 combination_table = analysis.combination_gains(summary, combinations)
 combination_text = analysis.describe_combinations(combination_table)

@@ -43,7 +43,9 @@ seed = 42  # the paper's evaluation seed
 device = "cpu"
 posterior = None  # Laplace posterior file (exact recipe); None: cached (notebooks 04/06), or fitted here
 fusion = None  # {variant: fusion file}; None: cached, or trained here
-fit_missing = True  # fit / train missing parts (cached); False: leave out the variants that need them
+fit_missing = True  # fit / train missing parts (cached); False: use only the parts already there
+allow_missing_methods = False  # a variant that cannot be built stops the notebook; True: left out, named in the tables
+allow_missing_datasets = False  # means over fewer than the 8 datasets stop the notebook; True: allowed, said in the tables
 fit_images = None  # Laplace posterior: the first N images of fit/train (None: all), as notebooks 04-06
 fusion_images = 400  # fusion training: the first N images of fit/train (None: all, the paper's)
 fusion_epochs = 1  # the paper: 5
@@ -62,7 +64,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from uncertsam_utils import analysis
-from uncertsam_utils.evaluation import build_methods, evaluate_cached, find_fitted_parts, load_results
+from uncertsam_utils.evaluation import (build_available, build_methods, check_coverage, evaluate_cached,
+                                        find_fitted_parts, load_results)
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import refinement_examples, refinement_grid
 from uncertsam_utils.refine.family import find_fusion_modules
@@ -91,16 +94,9 @@ config = FusionTrainConfig(epochs=fusion_epochs, clicks=clicks, box_probability=
 fusion_files = {name: files[0] for name, files in find_fusion_modules(
     root, loaded, variants, given=fusion, posterior=posterior_file, config=config, limit=fusion_images,
     seeds=[train_seed], train_missing=fit_missing).items()}
-available, dropped = [], {}
-for name in variants:
-    try:
-        build_methods([name], loaded, posterior=parts["posterior"], fusion=fusion_files)
-        available.append(name)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        dropped[name] = str(err)
-for name, why in dropped.items():
-    print(f"left out {name}: {why}")
-method_objects = build_methods(available, loaded, posterior=parts["posterior"], fusion=fusion_files)
+method_objects, left_out = build_available(variants, loaded, allow_missing=allow_missing_methods,
+                                           posterior=parts["posterior"], fusion=fusion_files)
+available = list(method_objects)
 print(f"fitted parts ready in {time.perf_counter() - tic:.0f} s")
 
 # %% [markdown]
@@ -140,6 +136,7 @@ out_dir = evaluate_cached("07", predictor, loaded, method_objects, root, dataset
                           seed=seed)
 print(f"evaluated in {time.perf_counter() - tic:.0f} s: {out_dir}")
 results = load_results(out_dir, datasets=datasets, methods=available)
+coverage = check_coverage(results, available, allow_missing_datasets=allow_missing_datasets, left_out=left_out)
 summary = analysis.summarise(results, ["IoU", "BIoU_2"], n_boot=1000, seed=seed)
 
 # %% [markdown]
@@ -149,11 +146,13 @@ summary = analysis.summarise(results, ["IoU", "BIoU_2"], n_boot=1000, seed=seed)
 # means over the datasets. The CSV holds every number with its 95 % bootstrap interval over images.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 note = (f"Means over masks; mean columns: unweighted mean over the {len(datasets)} datasets. Model {loaded.label}; "
         f"data {Path(root).name}; split test; max_images {max_images}; fusion modules: {fusion_images or 'all'} "
         f"fit/train images x {fusion_epochs} epoch(s), {clicks} prompt steps, exact init, seed {train_seed}.")
 if box_probability != 0.5:
     note += f" Training prompts start with the box with probability {box_probability}."
+note += coverage.note
 table1 = analysis.per_dataset_table(summary, available, datasets)
 written = analysis.write_table(analysis.numeric_table(summary, ["IoU", "BIoU_2"]), tables_dir() / "07_table1",
                                markdown=table1, title="Table 1: refinement variants, mIoU and mBIoU per dataset",
@@ -169,6 +168,7 @@ table1
 # `fusion-laplace` with plain mask-prompt refinement, and the ones-map variant with it.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 comparisons = [("fusion-laplace", "fusion-ones"), ("fusion-laplace", "mask-prompt"), ("fusion-ones", "mask-prompt"),
                ("fusion-entropy", "mask-prompt"), ("mask-prompt", "baseline")]
 paired = []

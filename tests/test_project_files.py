@@ -60,6 +60,7 @@ CLI_COMMANDS = {
     "eval": [],
     "bench": ["core", "uq"],
     "reproduce": [],
+    "cache": ["list", "verify", "clear"],
 }
 
 

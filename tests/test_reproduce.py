@@ -167,3 +167,19 @@ def test_the_manifest_records_the_overrides(tmp_path, monkeypatch):
     reproduce.write_manifest("smoke", [run])
     assert "| 02_x.py | smoke |" in path.read_text().splitlines()[-1]
     assert json.dumps({"checkpoint": "random", "max_images": 1}, sort_keys=True) in path.read_text()
+
+
+def test_the_manifest_names_no_folder_of_the_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNCERTSAM_OUTPUTS", str(tmp_path))
+    output = tmp_path / "tables" / "t.csv"
+    output.parent.mkdir(parents=True)
+    output.write_text("a\n")
+    parameters = {"data_root": "/data/users/me/UncertSAM", "checkpoint": "/home/me/ckpt/sam2_hiera_large.pt",
+                  "model": "sam2_hiera_large", "max_images": 2}
+    run = reproduce.NotebookRun("06_x.py", parameters, 1.0, [output])
+    text = reproduce.write_manifest("paper", [run], {"data_root": parameters["data_root"]}).read_text()
+    assert "/data/users" not in text and "/home/me" not in text
+    row = text.splitlines()[-1]
+    assert '"data_root": ".../UncertSAM"' in row and '"checkpoint": ".../sam2_hiera_large.pt"' in row
+    assert "| .../UncertSAM |" in row and '`--set {"data_root": ".../UncertSAM"}`' in row
+    assert reproduce.portable({"a": "rel/path", "b": 1, "c": None}) == {"a": "rel/path", "b": 1, "c": None}

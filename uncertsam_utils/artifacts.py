@@ -15,37 +15,40 @@ from pathlib import Path
 import torch
 
 
-def cache_digest(key: Mapping) -> str:
-    """16 hex digits naming a cached result (evaluation CSVs, posterior, head, fusion module) by
-    ``key``, everything that changes its numbers, plus the mask decoder's numerics tag: every cached
-    result is computed through the decoder, so a change there recomputes it instead of mixing."""
+def full_key(key: Mapping) -> dict:
+    """``key`` (everything about a cached result that a caller chooses: parameters, seeds, model, data)
+    plus what every cached result depends on: the mask decoder's numerics tag, the package's
+    computing code (``cache.source_fingerprint``) and the libraries' versions. A change to any of
+    them gives a new key, so the result is computed again instead of read stale."""
+    from .cache.fingerprints import library_versions, source_fingerprint
     from .model.mask_decoding import IMPLEMENTATION
 
-    text = json.dumps({**key, "decoder": IMPLEMENTATION}, sort_keys=True, default=str)
+    return {**key, "decoder": IMPLEMENTATION, "code": source_fingerprint(), "libraries": library_versions()}
+
+
+def cache_digest(key: Mapping) -> str:
+    """16 hex digits naming a cached result (evaluation CSVs, posterior, head, fusion module) by
+    ``full_key(key)``."""
+    text = json.dumps(full_key(key), sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def fit_data_key(data_root) -> dict:
-    """The fit data's part of a cache key: UncertSAM-mini's marker (generator version, seed, sizes)
-    when there is one, else the fit annotations' sizes and modification times."""
-    from .data.mini import read_marker
+    """The fit data's part of a cache key: the content of ``fit/train`` and ``fit/val`` (every
+    annotation and image file's SHA-256, remembered by size and modification time) and
+    UncertSAM-mini's marker when there is one (``cache.data_fingerprint``)."""
+    from .cache.fingerprints import data_fingerprint
 
     root = Path(data_root)
-    marker = read_marker(root)
-    if marker is not None:
-        return marker
-    files = sorted((root / "fit").glob("*/annotations/dataset.json"))
-    return {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+    # only the parts that are there: without fit/train nothing can be fitted, so nothing is found
+    # under such a key either (the lookup says "missing", the fit names the folder)
+    return data_fingerprint(root, [p for p in ("fit/train", "fit/val") if (root / p).is_dir()])
 
 
 def model_identity(loaded_model) -> dict:
     """What a trained part (variance head, fusion module) records about its model:
-    ``LoadedModel.identity()``, plus the init seed for random weights (which have no file hash, so
-    the seed is what tells two of them apart)."""
-    identity = dict(loaded_model.identity())
-    if getattr(loaded_model, "random_weights", False):
-        identity["random_seed"] = loaded_model.seed
-    return identity
+    ``LoadedModel.identity()`` (name, config, weights' SHA-256, and the init seed of random weights)."""
+    return dict(loaded_model.identity())
 
 
 def save_atomic(payload, path) -> Path:

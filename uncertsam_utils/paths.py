@@ -4,7 +4,9 @@ A checkout writes regenerated outputs to its own ``figures/`` and ``tables/`` an
 intermediate results (generated data, embeddings, posteriors) under ``.cache/``; an installed
 package without a checkout uses ``~/.cache/uncertsam``. ``UNCERTSAM_CACHE`` overrides the cache;
 ``UNCERTSAM_OUTPUTS`` sends figures and tables elsewhere (the smoke notebook tests use it, so
-that they never overwrite the committed outputs).
+that they never overwrite the committed outputs). ``UNCERTSAM_RESULTS_CACHE`` sends the computed
+results (evaluations, posteriors, heads, fusion modules) to their own folder while the data and the
+checkpoints stay in the cache (``make test`` starts from an empty one).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ def cache_dir() -> Path:
         return Path(env).expanduser().resolve()
     root = project_root()
     return (root / ".cache") if root is not None else Path.home() / ".cache" / "uncertsam"
+
+
+def results_cache_dir() -> Path:
+    """Where computed results are cached (``uncertsam cache list``): ``UNCERTSAM_RESULTS_CACHE``, or the cache."""
+    env = os.environ.get("UNCERTSAM_RESULTS_CACHE")
+    return Path(env).expanduser().resolve() if env else cache_dir()
 
 
 def _output_dir(name: str) -> Path:

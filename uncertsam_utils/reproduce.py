@@ -12,6 +12,13 @@ Overrides (``--set NAME=VALUE``, ``--data-root DIR`` for ``data_root``) win over
 defaults and per-notebook values and reach every notebook that declares the parameter; a name that
 no notebook declares is an error. The paper profile is checked before any notebook runs
 (``check_profile``): every missing split under the data root and a missing checkpoint are named.
+
+The manifest holds no path of the machine that wrote it: an absolute path among the parameters (a
+data root, a checkpoint) is written as ``.../<its last part>``.
+
+Checked outputs (``checked_outputs``): ``--record-expected DIR`` writes each executed notebook's
+checked cells to ``DIR`` (``make expected``); ``--expected DIR`` with ``--prepare-only`` copies them
+into the prepared notebooks, which nbval then runs and compares (``make test``).
 """
 
 from __future__ import annotations
@@ -199,9 +206,15 @@ def prepare_notebooks(sources: list[Path], build_dir: Path) -> dict[Path, tuple[
 
 
 def run_profile(name: str = "mini", only: list[str] | None = None, build_dir: Path | None = None,
-                prepare_only: bool = False, overrides: dict | None = None) -> list[NotebookRun]:
-    """Run the profile's notebooks (``only``: these numbers), ``overrides`` winning over its values."""
+                prepare_only: bool = False, overrides: dict | None = None, expected: Path | None = None,
+                record_expected: Path | None = None) -> list[NotebookRun]:
+    """Run the profile's notebooks (``only``: these numbers), ``overrides`` winning over its values.
+    ``expected`` (with ``prepare_only``): copy the expected outputs of the checked cells from that
+    folder; ``record_expected``: write the executed notebooks' checked outputs to that folder."""
     import papermill
+
+    from .checked_outputs import apply_expected
+    from .checked_outputs import record_expected as record
 
     profile = load_profile(name)
     profile["overrides"] = dict(overrides or {})
@@ -222,6 +235,10 @@ def run_profile(name: str = "mini", only: list[str] | None = None, build_dir: Pa
             cwd=str(source.parent), prepare_only=prepare_only, progress_bar=not prepare_only,
         )
         seconds = time.time() - started
+        if prepare_only and expected is not None:
+            apply_expected(target, Path(expected))
+        if not prepare_only and record_expected is not None:
+            record(target, Path(record_expected) / target.name)
         outputs = [p for d in (figures_dir(), tables_dir()) for p in sorted(d.iterdir()) if p.is_file() and p.stat().st_mtime >= started and p.name != "manifest.md"]
         runs.append(NotebookRun(source.name, parameters, seconds, outputs))
     if not prepare_only:
@@ -246,6 +263,17 @@ def _model_checksum(parameters: dict) -> str:
     return cached_sha256(path)[:16] if path.is_file() else "missing"
 
 
+def portable(parameters: dict) -> dict:
+    """``parameters`` with every absolute path (a string starting with / or a drive letter) written as
+    ``.../<its last part>``: the manifest is committed and names no folder of the machine that wrote it."""
+    def short(value):
+        if isinstance(value, str) and (value.startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
+            return f".../{Path(value).name}"
+        return value
+
+    return {key: short(value) for key, value in parameters.items()}
+
+
 def write_manifest(profile: str, runs: list[NotebookRun], overrides: dict | None = None) -> Path:
     """Append this run's rows to tables/manifest.md, replacing earlier rows of the same notebooks.
     The profile cell names the command line's overrides, if any (their values are also in the parameters)."""
@@ -265,7 +293,7 @@ def write_manifest(profile: str, runs: list[NotebookRun], overrides: dict | None
             if len(cells) == 8:
                 rows[cells[0]] = line
     root = project_root()
-    label = f"{profile} `--set {json.dumps(overrides, sort_keys=True)}`" if overrides else profile
+    label = f"{profile} `--set {json.dumps(portable(overrides), sort_keys=True)}`" if overrides else profile
     for run in runs:
         for stale in [k for k, v in rows.items() if f"| {run.notebook} |" in v]:
             del rows[stale]
@@ -273,8 +301,8 @@ def write_manifest(profile: str, runs: list[NotebookRun], overrides: dict | None
             name = str(output.relative_to(root)) if root and output.is_relative_to(root) else str(output)
             rows[name] = (
                 f"| {name} | {_sha256(output)[:16]} | {run.notebook} | {label} | "
-                f"`{json.dumps(run.parameters, sort_keys=True)}` | {_model_checksum(run.parameters)} | "
-                f"{run.parameters.get('data_root') or 'UncertSAM-mini (generated)'} | {run.seconds:.1f} |"
+                f"`{json.dumps(portable(run.parameters), sort_keys=True)}` | {_model_checksum(run.parameters)} | "
+                f"{portable(run.parameters).get('data_root') or 'UncertSAM-mini (generated)'} | {run.seconds:.1f} |"
             )
     path.write_text("\n".join(header + [rows[k] for k in sorted(rows)]) + "\n")
     return path

@@ -1,7 +1,7 @@
 """The ``uncertsam`` command: one CLI for every task of the project.
 
 Each command group lives in its own module of this package (``checkpoints``, ``data``, ``train``,
-``fit``, ``eval``, ``bench``, ``reproduce``) and adds its subcommands through a
+``fit``, ``eval``, ``bench``, ``reproduce``, ``cache``) and adds its subcommands through a
 ``register(subparsers)`` function; heavy imports happen inside the handlers, so
 ``uncertsam --help`` stays fast. The logic the handlers call lives in the rest of the package.
 """
@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "uncertsam_utils.cli.eval",          # eval
     "uncertsam_utils.cli.bench",         # bench
     "uncertsam_utils.cli.reproduce",     # reproduce
+    "uncertsam_utils.cli.cache",         # cache list | verify | clear
 )
 
 __all__ = ["COMMAND_MODULES", "UserError", "build_parser", "main"]

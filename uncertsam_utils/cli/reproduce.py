@@ -27,9 +27,13 @@ def _overrides(args) -> dict:
 def _run(args) -> int:
     from ..reproduce import OverrideError, run_profile
 
-    with user_errors(FileNotFoundError, OverrideError):
+    from ..checked_outputs import ExpectedOutputsError
+
+    with user_errors(FileNotFoundError, OverrideError, ExpectedOutputsError):
+        if args.expected and not args.prepare_only:
+            raise UserError("--expected goes with --prepare-only: it fills the checked cells of the prepared notebooks")
         runs = run_profile(args.profile, args.only, Path(args.build_dir) if args.build_dir else None, args.prepare_only,
-                           overrides=_overrides(args))
+                           overrides=_overrides(args), expected=args.expected, record_expected=args.record_expected)
     for run in runs:
         print(f"{run.notebook}: {run.seconds:.1f} s, {len(run.outputs)} outputs")
     return 0
@@ -41,6 +45,11 @@ def register(subparsers) -> None:
     parser.add_argument("--only", nargs="+", metavar="NN", help="only these notebook numbers")
     parser.add_argument("--build-dir", help="where executed notebooks go (default: build/<profile>)")
     parser.add_argument("--prepare-only", action="store_true", help="write parameterised notebooks without executing them")
+    parser.add_argument("--expected", type=Path, metavar="DIR",
+                        help="with --prepare-only: copy the expected outputs of the checked cells (# NBVAL_CHECK_OUTPUT) "
+                             "from DIR into the prepared notebooks (make test; an out-of-date DIR is an error)")
+    parser.add_argument("--record-expected", type=Path, metavar="DIR",
+                        help="write the checked cells' outputs of the executed notebooks to DIR (make expected)")
     parser.add_argument("--data-root", metavar="DIR",
                         help="benchmark root in the published layout, the data_root of every notebook (the paper "
                              "profile needs one: each test domain's test split and fit/train, fit/val)")

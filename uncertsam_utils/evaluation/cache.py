@@ -1,6 +1,11 @@
-"""Evaluations and fitted parts kept in the cache folder: one notebook evaluation per set of inputs
+"""Evaluations and fitted parts kept in the results cache: one notebook evaluation per set of inputs
 (``evaluate_cached``), the Laplace posteriors (``fit_posterior_cached``) and the lookup of what a
-method list needs (``find_fitted_parts``)."""
+method list needs (``find_fitted_parts``).
+
+Every entry is named by a digest of all its inputs (``artifacts.cache_digest``: parameters, seeds,
+the model's identity, the data's content, the fitted files' SHA-256, the package's computing code
+and the libraries' versions), records the SHA-256 of its files once complete, and is verified before
+it is reused (``cache.reuse_entry``): a changed entry is said, removed and computed again."""
 
 from __future__ import annotations
 
@@ -15,28 +20,32 @@ from .driver import evaluate_datasets
 from .results import FORMAT_VERSION
 
 
+def evaluation_key(prefix: str, inputs: Mapping) -> dict:
+    """The key of a notebook's evaluation: ``inputs`` plus the CSV format and the ranking-pixel cap."""
+    return {"prefix": prefix, "format": FORMAT_VERSION, "rank_max_pixels": RANK_MAX_PIXELS, **dict(inputs)}
+
+
 def evaluation_cache_dir(prefix: str, inputs: Mapping) -> Path:
-    """``<cache>/evaluations/<prefix>-<hash of inputs>``: where a notebook keeps its evaluation CSVs.
-    ``inputs`` (JSON-able) should hold everything that changes the numbers; the format version of the
-    CSVs is added here."""
+    """``<results cache>/evaluations/<prefix>-<digest of the key>``: where a notebook keeps its
+    evaluation CSVs. ``inputs`` (JSON-able) should hold everything that changes the numbers."""
     from ..artifacts import cache_digest
-    from ..paths import cache_dir
+    from ..paths import results_cache_dir
 
-    digest = cache_digest({"format": FORMAT_VERSION, "rank_max_pixels": RANK_MAX_PIXELS, **dict(inputs)})
-    return cache_dir() / "evaluations" / f"{prefix}-{digest}"
+    return results_cache_dir() / "evaluations" / f"{prefix}-{cache_digest(evaluation_key(prefix, inputs))}"
 
 
-def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, UQMethod], data_root,
-                    datasets: Sequence[str], fitted: Mapping, *, max_images: int | None = None, seed: int = 42,
-                    split: str = "test") -> Path:
-    """``evaluate_datasets`` into ``evaluation_cache_dir(prefix, inputs)``, ``inputs`` being everything
-    that changes the numbers: data, datasets, model, methods, the SHA-256 of the ``fitted`` files
-    (name → file; None and in-memory objects are left out), max_images, seed and split. A notebook's
-    evaluation; reruns reuse the CSVs or resume. Returns the folder."""
+def evaluation_inputs(loaded_model, methods: Mapping[str, UQMethod], data_root, datasets: Sequence[str],
+                      fitted: Mapping, *, max_images: int | None, seed: int, split: str) -> dict:
+    """Everything a notebook's evaluation depends on (with ``artifacts.full_key``'s code and libraries):
+    the data (its root and the content of each evaluated split), the datasets, the model, the
+    methods' hyperparameters (their repr), the SHA-256 of the ``fitted`` files (name → file; None
+    and in-memory objects are left out), max_images, seed and split."""
+    from ..cache.fingerprints import data_fingerprint
     from ..model.checkpoints import sha256_of
 
-    inputs = {
+    return {
         "data": str(Path(data_root).resolve()),
+        "content": data_fingerprint(data_root, [f"{d}/{split}" for d in datasets]),
         "fitted": {k: sha256_of(Path(v)) for k, v in fitted.items() if v is not None and not hasattr(v, "la")},
         "datasets": list(datasets),
         "model": loaded_model.identity(),
@@ -45,13 +54,31 @@ def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, 
         "seed": seed,
         "split": split,
     }
+
+
+def evaluate_cached(prefix: str, predictor, loaded_model, methods: Mapping[str, UQMethod], data_root,
+                    datasets: Sequence[str], fitted: Mapping, *, max_images: int | None = None, seed: int = 42,
+                    split: str = "test", log: Callable[[str], None] = print) -> Path:
+    """``evaluate_datasets`` into ``evaluation_cache_dir(prefix, inputs)`` (``evaluation_inputs``): a
+    notebook's evaluation. A complete, verified entry is reused; one whose files changed is said and
+    computed again; an unfinished one resumes. Returns the folder."""
+    from ..artifacts import full_key
+    from ..cache.entries import record_entry, reuse_entry
+
+    inputs = evaluation_inputs(loaded_model, methods, data_root, datasets, fitted, max_images=max_images, seed=seed,
+                               split=split)
     out_dir = evaluation_cache_dir(prefix, inputs)
+    if reuse_entry(out_dir, log):
+        return out_dir
     evaluate_datasets(predictor, methods, data_root, datasets, out_dir, split=split, seed=seed, max_images=max_images,
                       identity={"model": loaded_model.identity()})
+    record_entry(out_dir, "evaluations", full_key(evaluation_key(prefix, inputs)))
     return out_dir
 
 
-LAPLACE_RECIPES = {"laplace": "exact", "laplace-paper": "paper"}  # the posterior each predictive is paired with
+# The posterior each method is paired with (baseline-ts reads its logit scale from the tempered one).
+LAPLACE_RECIPES = {"laplace": "tempered", "laplace-untempered": "untempered", "laplace-paper": "paper",
+                   "baseline-ts": "tempered"}
 
 
 def needed_parts(methods: Sequence[str]) -> set[str]:
@@ -72,9 +99,8 @@ def find_fitted_parts(data_root, loaded_model, methods: Sequence[str], *, poster
     """``{"posterior": {method: file}, "head": file}`` for ``build_methods``, for the Laplace and
     variance-network methods among ``methods`` (and their combinations' components).
 
-    In order: the files given; the artefacts already cached for this model, data, recipe and seed (the
-    variance head of ``train_or_load``, a posterior through the Laplace module's
-    ``cached_posterior_path`` if it has one, or one fitted here before); with ``fit_missing``, fitted
+    In order: the files given; the artefacts already cached for these inputs and verified (the
+    variance head of ``train_or_load``, the posterior of ``fit_posterior_cached``); with ``fit_missing``, fitted
     now on ``<data_root>/fit/train`` (``fit_images``: its first N images; ``epochs``: of the head) and
     cached; else None (``build_methods`` then says what is missing).
     """
@@ -83,18 +109,19 @@ def find_fitted_parts(data_root, loaded_model, methods: Sequence[str], *, poster
     for name, recipe in LAPLACE_RECIPES.items():
         if name not in needed or posteriors.get(name) is not None:
             continue
-        posteriors[name] = _cached_posterior(data_root, loaded_model, recipe, fit_images, seed)
+        posteriors[name] = _cached_posterior(data_root, loaded_model, recipe, fit_images, seed, log)
         if posteriors[name] is None and fit_missing:
             posteriors[name] = fit_posterior_cached(data_root, loaded_model, recipe, fit_images=fit_images, seed=seed,
                                                     progress=progress, log=log)
     if head is None and "varnet" in needed:
         import dataclasses
 
+        from ..cache.entries import reuse_entry
         from ..uq.varnet.training import VarnetTrainConfig, cached_head_path, train_or_load
 
         config = VarnetTrainConfig() if epochs is None else dataclasses.replace(VarnetTrainConfig(), epochs=int(epochs))
         path = cached_head_path(Path(data_root), loaded_model, config, seed, fit_images)
-        if path.is_file():
+        if reuse_entry(path, log):
             head = path
         elif fit_missing:
             train_or_load(Path(data_root), loaded_model, config=config, seed=seed, limit=fit_images,
@@ -103,46 +130,98 @@ def find_fitted_parts(data_root, loaded_model, methods: Sequence[str], *, poster
     return {"posterior": {k: v for k, v in posteriors.items() if k in LAPLACE_RECIPES}, "head": head}
 
 
-def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
-                         structure: str = "diag") -> Path:
-    """Where ``fit_posterior_cached`` keeps a posterior fitted from these inputs."""
-    from ..artifacts import cache_digest, fit_data_key
-    from ..paths import cache_dir
+def posterior_key(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
+                  structure: str = "diag", selection_images: int | None = None) -> dict:
+    """What a posterior fitted by ``fit_posterior_cached`` depends on (with ``artifacts.full_key``'s
+    code and libraries): the model, the recipe (its whole spec) and structure, the fit images, the
+    seed and the fit data's content (fit/val included, which the tempered recipe's temperature is
+    chosen on: its search grids, criterion and ``selection_images`` too)."""
+    import dataclasses
 
-    digest = cache_digest({
-        "model": loaded_model.identity(), "random_seed": loaded_model.seed if loaded_model.random_weights else None,
-        "recipe": recipe, "structure": structure, "fit_images": fit_images, "seed": int(seed),
-        "data": fit_data_key(data_root)})
-    return cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{structure}-{digest}.pt"
+    from ..artifacts import fit_data_key
+    from ..uq.laplace.fitting import get_recipe
+
+    spec = get_recipe(recipe)
+    selection = None
+    if spec.temperature == "val":
+        from ..uq.laplace import tempering
+
+        selection = {"criterion": tempering.CRITERION, "kappa": tempering.KAPPA_GRID, "scale": tempering.SCALE_GRID,
+                     "refine": tempering.REFINE_DECADE, "images": selection_images}
+    return {"model": loaded_model.identity(), "recipe": dataclasses.asdict(spec), "structure": structure,
+            "fit_images": fit_images, "seed": int(seed), "data": fit_data_key(data_root), "selection": selection}
+
+
+def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
+                         structure: str = "diag", selection_images: int | None = None) -> Path:
+    """Where ``fit_posterior_cached`` keeps a posterior fitted from these inputs."""
+    from ..artifacts import cache_digest
+    from ..paths import results_cache_dir
+    from ..uq.laplace.fitting import get_recipe
+
+    digest = cache_digest(posterior_key(data_root, loaded_model, recipe, fit_images, seed, structure, selection_images))
+    return results_cache_dir() / "laplace" / f"{loaded_model.info.name}-{get_recipe(recipe).name}-{structure}-{digest}.pt"
 
 
 def fit_posterior_cached(data_root, loaded_model, recipe: str, *, structure: str = "diag", fit_images: int | None = None,
-                         seed: int = 0, predictor=None, progress: bool = True,
+                         seed: int = 0, selection_images: int | None = None, predictor=None, progress: bool = True,
                          log: Callable[[str], None] = print) -> Path:
     """The last-layer Laplace posterior of ``recipe`` and ``structure`` fitted on ``<data_root>/fit/train``
-    (first ``fit_images`` images), from the cache or fitted now (one pass) and cached. The one place
-    that fits the posteriors of the notebooks and the evaluation, so they all use the same."""
+    (first ``fit_images`` images), from the cache (verified) or fitted now (one pass) and cached. The
+    one place that fits the posteriors of the notebooks and the evaluation, so they all use the same.
+    A recipe that differs from a cached one only in its temperature (``tempered`` / ``untempered``) is
+    derived from it without a pass over the data (``derive.derive``). The tempered recipe chooses its
+    temperature on fit/val: its first ``selection_images`` images (None: all of it)."""
+    from ..artifacts import full_key
+    from ..cache.entries import record_entry, reuse_entry
     from ..data.layout import SplitReader
-    from ..uq.laplace.fitting import fit_posterior
+    from ..uq.laplace import LastLayerPosterior
+    from ..uq.laplace.derive import derive
+    from ..uq.laplace.fitting import RECIPES, fit_posterior, get_recipe
 
-    path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed, structure)
-    if path.is_file():
+    spec = get_recipe(recipe)
+    key = (data_root, loaded_model, spec.name, fit_images, seed, structure, selection_images)
+    path = posterior_cache_path(*key)
+    if reuse_entry(path, log):
         return path
-    log(f"fitting the {recipe!r}/{structure} Laplace posterior on {Path(data_root) / 'fit' / 'train'} "
-        f"({'all' if fit_images is None else fit_images} images)")
-    # masks without a box at the model's size are skipped (and counted) by the fit itself
     val = SplitReader(data_root, "fit", "val", resize_check_size=None)
-    train = SplitReader(data_root, "fit", "train", resize_check_size=None)
-    fitted = fit_posterior(loaded_model, train, recipe=recipe, structure=structure, seed=seed, max_images=fit_images,
-                           val_data=val, progress=progress, predictor=predictor)
+    siblings = [name for name, other in RECIPES.items() if name != spec.name
+                and (other.pixel_likelihood, other.fit_size) == (spec.pixel_likelihood, spec.fit_size)]
+    source = next((p for p in (posterior_cache_path(data_root, loaded_model, name, fit_images, seed, structure,
+                                                    selection_images) for name in siblings)
+                   if reuse_entry(p, log)), None)
+    if source is not None:
+        log(f"deriving the {spec.name!r}/{structure} Laplace posterior from {source.name} (same curvature)")
+        fitted = derive(LastLayerPosterior.load(source, loaded_model), spec.name,
+                        predictor=_predictor(loaded_model, predictor), val_data=val, seed=seed,
+                        selection_images=selection_images)
+    else:
+        log(f"fitting the {spec.name!r}/{structure} Laplace posterior on {Path(data_root).name}/fit/train "
+            f"({'all' if fit_images is None else fit_images} images)")
+        # masks without a box at the model's size are skipped (and counted) by the fit itself
+        train = SplitReader(data_root, "fit", "train", resize_check_size=None)
+        fitted = fit_posterior(loaded_model, train, recipe=spec.name, structure=structure, seed=seed,
+                               max_images=fit_images, val_data=val, progress=progress, predictor=predictor,
+                               selection_images=selection_images)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fitted.save(tmp)
     os.replace(tmp, path)
+    record_entry(path, "laplace", full_key(posterior_key(*key)))
     return path
 
 
-def _cached_posterior(data_root, loaded_model, recipe: str, fit_images, seed):
-    """The posterior ``fit_posterior_cached`` already made for these inputs, or None."""
+def _predictor(loaded_model, predictor):
+    if predictor is not None:
+        return predictor
+    from ..model import Predictor
+
+    return Predictor(loaded_model.model)
+
+
+def _cached_posterior(data_root, loaded_model, recipe: str, fit_images, seed, log: Callable[[str], None] = print):
+    """The posterior ``fit_posterior_cached`` already made for these inputs (verified), or None."""
+    from ..cache.entries import reuse_entry
+
     path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed)
-    return path if path.is_file() else None
+    return path if reuse_entry(path, log) else None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..uq.base import UQMethod
 from ..uq.combined import CombinedUncertainty
 
-NEEDS_POSTERIOR = ("laplace", "laplace-paper")
+NEEDS_POSTERIOR = ("laplace", "laplace-untempered", "laplace-paper", "baseline-ts")
 NEEDS_HEAD = ("varnet",)
 NEEDS_FUSION = ("fusion-laplace", "fusion-ones", "fusion-entropy")
 
@@ -71,6 +71,34 @@ def build_methods(names: Sequence[str], loaded_model, *, T: int = 10, K: int = 1
         wanted = tuple(components) if components else cls.default_components
         out[name] = cls({c: single(c) for c in wanted})
     return {name: out[name] for name in names}
+
+
+class MethodsUnavailable(ValueError):
+    """Methods that could not be built (a fitted part missing or for another model)."""
+
+
+def build_available(names: Sequence[str], loaded_model, *, allow_missing: bool = False,
+                    log: Callable[[str], None] = print, **parts) -> tuple[dict[str, UQMethod], dict[str, str]]:
+    """``build_methods(names, loaded_model, **parts)``, each method tried on its own first.
+
+    A method that fails to build (its fitted part is missing, unreadable or for another model) stops
+    here with every such method and why (``MethodsUnavailable``), unless ``allow_missing``: then it
+    is left out and said. Returns (the built methods, ``{left-out method: why}``) - the record the
+    tables name (``coverage.check_coverage(..., left_out=...)``). An unknown name is always an error."""
+    left_out = {}
+    for name in names:
+        try:
+            build_methods([name], loaded_model, **parts)
+        except (ValueError, FileNotFoundError) as err:
+            left_out[name] = str(err).splitlines()[0]
+    if left_out and not allow_missing:
+        raise MethodsUnavailable("cannot build " + ", ".join(left_out) + ":\n"
+                                 + "\n".join(f"  {name}: {why}" for name, why in left_out.items())
+                                 + "\nprovide the missing parts, or pass allow_missing_methods=True to leave them out "
+                                 "(the tables then name them)")
+    for name, why in left_out.items():
+        log(f"left out {name}: {why}")
+    return build_methods([n for n in names if n not in left_out], loaded_model, **parts), left_out
 
 
 def _load_laplace(cls, posterior, loaded_model) -> UQMethod:

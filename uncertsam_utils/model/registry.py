@@ -65,8 +65,13 @@ class LoadedModel:
         return self.info.name
 
     def identity(self) -> dict:
-        """What an artifact fitted on this model records, to refuse loading onto another model."""
-        return {"name": self.info.name, "config": Path(self.info.config).name, "sha256": self.sha256}
+        """What an artifact fitted on this model records, to refuse loading onto another model, and
+        what a cache key holds about it. Random weights have no file hash: their init seed tells two
+        of them apart (the key is left out for real weights, so their records stay as they were)."""
+        identity = {"name": self.info.name, "config": Path(self.info.config).name, "sha256": self.sha256}
+        if self.random_weights:
+            identity["random_seed"] = self.seed
+        return identity
 
 
 def _compose_config(info: CheckpointInfo):

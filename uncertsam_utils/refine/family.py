@@ -14,20 +14,27 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ..artifacts import cache_digest, fit_data_key, model_identity
+from ..artifacts import cache_digest, fit_data_key, full_key, model_identity
 from .training import RECIPE_VERSION, FusionInputs, FusionTrainConfig, load_training_data, posterior_fingerprint, train_fusion
+
+
+def fusion_cache_key(root: Path, loaded_model, config: FusionTrainConfig, seed: int, posterior=None,
+                     limit: int | None = None) -> dict:
+    """What a module trained by ``train_fusion_family`` depends on (with ``artifacts.full_key``'s code
+    and libraries): the model, the recipe, the seed, the fit data's content, ``limit`` and the
+    Laplace first pass's posterior."""
+    return {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
+            "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
+            "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)}
 
 
 def cached_fusion_path(root: Path, loaded_model, config: FusionTrainConfig, seed: int, posterior=None,
                        limit: int | None = None) -> Path:
-    """Where ``train_fusion_family`` keeps the module trained from these inputs (under the cache folder)."""
-    from ..paths import cache_dir
+    """Where ``train_fusion_family`` keeps the module trained from these inputs (under the results cache)."""
+    from ..paths import results_cache_dir
 
-    digest = cache_digest({
-        "model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
-        "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
-        "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)})
-    return cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{config.regime}-{digest}.pt"
+    digest = cache_digest(fusion_cache_key(root, loaded_model, config, seed, posterior, limit))
+    return results_cache_dir() / "fusion" / f"{loaded_model.info.name}-{config.uncertainty}-{config.regime}-{digest}.pt"
 
 
 def train_fusion_family(root: Path, loaded_model, uncertainties: Sequence[str], *, seeds: Sequence[int] = (0,),
@@ -35,22 +42,25 @@ def train_fusion_family(root: Path, loaded_model, uncertainties: Sequence[str], 
                         train_missing: bool = True, progress: bool = True,
                         log: Callable[[str], None] = print) -> dict[str, list[Path | None]]:
     """``{uncertainty: [module file per seed]}`` for ``config`` (its ``uncertainty`` replaced by each of
-    ``uncertainties``): cached files, and with ``train_missing`` the missing ones trained now on the
-    first ``limit`` images of ``<root>/fit/train`` (None where a module is missing and not trained,
-    or needs a Laplace posterior that is not given)."""
+    ``uncertainties``): cached files (verified), and with ``train_missing`` the missing ones trained now
+    on the first ``limit`` images of ``<root>/fit/train`` (None where a module is missing and not
+    trained, or needs a Laplace posterior that is not given)."""
+    from ..cache.entries import reuse_entry
+
     root = Path(root)
     configs = {u: dataclasses.replace(config, uncertainty=u) for u in uncertainties}
     paths = {u: [cached_fusion_path(root, loaded_model, c, s, posterior, limit) for s in seeds] for u, c in configs.items()}
     usable = {u for u, c in configs.items() if c.first_pass != "laplace" or posterior is not None}
     for u in sorted(set(configs) - usable):
         log(f"fusion-{u}: no Laplace posterior, so no first pass to train on")
-    missing = {(u, s) for u in usable for s, p in zip(seeds, paths[u]) if not p.is_file()}
+    missing = {(u, s) for u in usable for s, p in zip(seeds, paths[u]) if not reuse_entry(p, log)}
     if missing and train_missing:
         _train_missing(root, loaded_model, configs, paths, missing, seeds, posterior, limit, progress, log)
     return {u: [p if u in usable and p.is_file() else None for p in paths[u]] for u in configs}
 
 
 def _train_missing(root, loaded_model, configs, paths, missing, seeds, posterior, limit, progress, log) -> None:
+    from ..cache.entries import record_entry
     from ..model.predictor import Predictor
 
     some = next(iter(configs.values()))
@@ -66,10 +76,12 @@ def _train_missing(root, loaded_model, configs, paths, missing, seeds, posterior
         bank = inputs.train_bank(seed, some) if some.regime == "box" and todo else None
         for u in todo:
             config = configs[u]
-            train_fusion(loaded_model, train_data, val_data, config=config,
-                         posterior=posterior if config.first_pass == "laplace" else None, out=paths[u][index], seed=seed,
-                         resume=True, progress=progress, inputs=inputs, bank=bank, log=log,
-                         extra_record={"data": {"root": str(root.resolve()), "limit": limit}})
+            first = posterior if config.first_pass == "laplace" else None
+            train_fusion(loaded_model, train_data, val_data, config=config, posterior=first, out=paths[u][index],
+                         seed=seed, resume=True, progress=progress, inputs=inputs, bank=bank, log=log,
+                         extra_record={"data": {"root": root.name, "limit": limit}})
+            key = fusion_cache_key(root, loaded_model, config, seed, first, limit)
+            record_entry(paths[u][index], "fusion", full_key(key))
 
 
 def find_fusion_modules(root: Path, loaded_model, variants: Sequence[str], *, given: Mapping | None = None,
@@ -108,4 +120,4 @@ def find_fusion_modules(root: Path, loaded_model, variants: Sequence[str], *, gi
     return {name: out[name] for name in variants if name in out}
 
 
-__all__ = ["cached_fusion_path", "find_fusion_modules", "train_fusion_family"]
+__all__ = ["cached_fusion_path", "find_fusion_modules", "fusion_cache_key", "train_fusion_family"]

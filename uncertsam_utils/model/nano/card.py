@@ -5,7 +5,10 @@ Protocol (the paper's): the tight ground-truth box alone as the sparse prompt (c
 upsampled bilinearly to the original image size and thresholded at 0; IoU and boundary IoU
 (dilation ratio 0.02, ``BIoU_2``) per mask; mIoU / mBIoU are means over masks (NaN skipped).
 
-``uncertsam train nano-card`` writes ``tables/nano_sam2_card.md`` and ``tables/nano_sam2_card.csv``.
+``uncertsam train nano-card`` and notebook 00 (so ``make reproduce``) write ``tables/nano_sam2_card.md``
+and ``tables/nano_sam2_card.csv`` from the shipped weights, without retraining. The card names the
+data by what it is (UncertSAM-mini's version and seed, or the root folder's name), never by a path
+of the machine that wrote it.
 """
 
 from __future__ import annotations
@@ -94,8 +97,9 @@ def card_datasets(root: Path) -> list[str]:
 
 
 def nano_card(root: Path, checkpoint: str | Path | None = None, *, out_dir: Path | None = None,
-              progress: bool = True) -> tuple[Path, list[dict]]:
-    """Evaluate the nano model (default: the shipped weights) and write the card (md + csv)."""
+              progress: bool = True, limit: int | None = None) -> tuple[Path, list[dict]]:
+    """Evaluate the nano model (default: the shipped weights) and write the card (md + csv).
+    ``limit``: the first N test images of each dataset (None: all; the smoke profile's quick card)."""
     import pandas as pd
 
     from ...paths import tables_dir
@@ -113,7 +117,7 @@ def nano_card(root: Path, checkpoint: str | Path | None = None, *, out_dir: Path
 
         datasets = tqdm(datasets, desc="nano card", unit="dataset", leave=False)
     for dataset in datasets:
-        summary = evaluate_split(predictor, root, dataset, "test")
+        summary = evaluate_split(predictor, root, dataset, "test", limit)
         rows.append({"dataset": dataset, "split": "test", **summary})
     domain_rows = [r for r in rows if r["dataset"] != "fit"]
     if domain_rows:
@@ -126,7 +130,7 @@ def nano_card(root: Path, checkpoint: str | Path | None = None, *, out_dir: Path
     frame = pd.DataFrame(rows, columns=["dataset", "split", "images", "masks", "miou", "mbiou"])
     frame.round(4).to_csv(out_dir / f"{CARD_NAME}.csv", index=False)
     md = out_dir / f"{CARD_NAME}.md"
-    md.write_text(_markdown(loaded, record, rows, root))
+    md.write_text(_markdown(loaded, record, rows, root, limit))
     return md, rows
 
 
@@ -142,7 +146,17 @@ def _time_line(record: dict) -> str:
     return line + " |"
 
 
-def _markdown(loaded, record: dict, rows: list[dict], root: Path) -> str:
+def describe_data(root: Path) -> str:
+    """The benchmark at ``root`` in words: UncertSAM-mini's version and generator seed, or the folder's name."""
+    from ...data.mini import read_marker
+
+    marker = read_marker(root)
+    if marker is not None:
+        return f"UncertSAM-mini v{marker.get('version')} (generator seed {marker.get('seed')})"
+    return f"`{Path(root).name}`"
+
+
+def _markdown(loaded, record: dict, rows: list[dict], root: Path, limit: int | None = None) -> str:
     params = sum(p.numel() for p in loaded.model.parameters())
     data = record.get("data", {})
     lines = [
@@ -164,7 +178,8 @@ def _markdown(loaded, record: dict, rows: list[dict], root: Path) -> str:
         f"| seed | {record.get('seed')} |",
         _time_line(record),
         f"| command | `{record.get('command')}` |",
-        f"| evaluated on | `{root}` |",
+        f"| evaluated on | {describe_data(root)}, test splits"
+        + (f", first {limit} images of each |" if limit is not None else " |"),
         "",
         "Protocol: tight ground-truth box alone (sparse corners 2/3), single mask from token 0, logits upsampled",
         f"bilinearly to the original size, threshold 0; mIoU and mBIoU (boundary IoU, dilation ratio {BIOU_RATIO})",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -246,10 +247,14 @@ class HeadTrainer:
     val_features: FrozenFeatures | None = None
 
     def prepare(self) -> None:
-        """The frozen image encoder's outputs of both splits, once per run."""
+        """The frozen image encoder's outputs of both splits, once per run (unless given: shared by seeds)."""
         batch, progress = self.config.encode_batch, self.progress
-        self.train_features = encode_split(self.predictor, self.train_data, batch, progress=progress, label="encode fit/train")
-        self.val_features = encode_split(self.predictor, self.val_data, batch, progress=progress, label="encode fit/val")
+        if self.train_features is None:
+            self.train_features = encode_split(self.predictor, self.train_data, batch, progress=progress,
+                                               label="encode fit/train")
+        if self.val_features is None:
+            self.val_features = encode_split(self.predictor, self.val_data, batch, progress=progress,
+                                             label="encode fit/val")
 
     def batches(self, order: torch.Tensor, start: int, generator: torch.Generator, epoch: int):
         if start:
@@ -280,11 +285,13 @@ def train_variance_head(
     progress: bool = True,
     extra_record: dict | None = None,
     stop_after_epochs: int | None = None,
+    features: tuple | None = None,
     log: Callable[[str], None] = print,
 ) -> VarnetTrainResult:
     """Train a head for ``loaded_model`` (a ``LoadedModel``; frozen) on in-memory ``FitData``.
 
     Writes the selected head to ``out`` (``save_head``) when given, with a training record.
+    ``features``: the (train, val) ``FrozenFeatures`` of these data, shared by several runs (seeds).
     ``stop_after_epochs`` ends the run early, leaving only the resume state (for tests)."""
     model = loaded_model.model.eval()  # frozen: it only ever runs under no_grad (frozen_outputs)
     predictor = Predictor(model)
@@ -296,12 +303,16 @@ def train_variance_head(
     loop_config = LoopConfig(epochs=config.epochs, items=train_data.num_images, steps_per_epoch=steps_per_epoch,
                              grad_clip=config.grad_clip, stream_tag=_STREAM_TAG, label="varnet", row_seconds=True)
     resume_file = ResumeFile.beside(out, key)
-    loop = EpochLoop(HeadTrainer(head, predictor, train_data, val_data, config, progress), optimizer, scheduler,
-                     loop_config, seed=seed, resume_file=resume_file, progress=progress, log=log)
+    trainer = HeadTrainer(head, predictor, train_data, val_data, config, progress, *(features or (None, None)))
+    loop = EpochLoop(trainer, optimizer, scheduler, loop_config, seed=seed, resume_file=resume_file, progress=progress,
+                     log=log)
+    cpu = time.process_time()
     result = loop.run(resume=resume, stop_after_epochs=stop_after_epochs)
+    cpu = time.process_time() - cpu
     if not result.finished:
         return VarnetTrainResult(head, result.history, result.best_epoch, None, {"stopped_after_epoch": loop.state.epoch})
-    record = _record(loaded_model, train_data, val_data, config, seed, result, extra_record)
+    record = _record(loaded_model, train_data, val_data, config, seed, result, {"cpu_seconds": round(cpu, 1),
+                                                                                  **(extra_record or {})})
     if out is not None:
         save_head(head, out, loaded_model, training=record)
         resume_file.remove()
@@ -372,36 +383,78 @@ def train_from_root(
                                progress=progress, extra_record=extra, log=log)
 
 
-def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: int, limit: int | None = None) -> Path:
-    """Where ``train_or_load`` keeps the head trained from these inputs (under the cache folder).
-
-    The key covers the model's identity, the recipe, the seed and the data: UncertSAM-mini's
-    marker (generator version, seed, sizes) when there is one, else the fit annotations' sizes
-    and modification times, plus ``limit`` when the training images are limited."""
-    from ...paths import cache_dir
-
+def head_cache_key(root: Path, loaded_model, config: VarnetTrainConfig, seed: int, limit: int | None = None) -> dict:
+    """What a head trained by ``train_or_load`` depends on (with ``artifacts.full_key``'s code and
+    libraries): the model's identity, the recipe, the seed, the fit data's content and ``limit``
+    when the training images are limited."""
     key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
            "data": fit_data_key(root), "recipe_version": RECIPE_VERSION}
     if limit is not None:
         key["limit"] = int(limit)
-    digest = cache_digest(key)
-    return cache_dir() / "varnet" / f"{loaded_model.info.name}-{digest}.pt"
+    return key
+
+
+def cached_head_path(root: Path, loaded_model, config: VarnetTrainConfig, seed: int, limit: int | None = None) -> Path:
+    """Where ``train_or_load`` keeps the head trained from these inputs (``head_cache_key``), under
+    the results cache."""
+    from ...paths import results_cache_dir
+
+    digest = cache_digest(head_cache_key(root, loaded_model, config, seed, limit))
+    return results_cache_dir() / "varnet" / f"{loaded_model.info.name}-{digest}.pt"
 
 
 def train_or_load(root: Path, loaded_model, *, config: VarnetTrainConfig = VarnetTrainConfig(), seed: int = 0,
                   limit: int | None = None, progress: bool = True, log: Callable[[str], None] = print):
-    """The head for these inputs from the cache, training it first (resumably) when missing.
+    """The head for these inputs from the cache (verified), training it first (resumably) when missing.
 
     Returns ``(head, record)``; ``record`` holds the training history (``record["history"]``)."""
+    from ...artifacts import full_key
+    from ...cache.entries import record_entry, reuse_entry
     from .head import load_head
 
     path = cached_head_path(root, loaded_model, config, seed, limit)
-    if not path.is_file():
+    if not reuse_entry(path, log):
         train_data, val_data = load_fit_splits(root, loaded_model.image_size, limit=limit, progress=progress)
         train_variance_head(loaded_model, train_data, val_data, out=path, config=config, seed=seed, resume=True,
-                            progress=progress, extra_record={"data": {"root": str(Path(root).resolve()), "limit": limit}},
+                            progress=progress, extra_record={"data": {"root": Path(root).name, "limit": limit}},
                             log=log)
+        record_entry(path, "varnet", full_key(head_cache_key(root, loaded_model, config, seed, limit)))
     else:
-        log(f"using the cached head {path}")
+        log(f"using the cached head {path.name}")
     head = load_head(path, loaded_model)
     return head, head.training_record
+
+
+def train_or_load_seeds(root: Path, loaded_model, seeds, *, config: VarnetTrainConfig = VarnetTrainConfig(),
+                        limit: int | None = None, train_missing: bool = True, progress: bool = True,
+                        log: Callable[[str], None] = print) -> dict[int, Path | None]:
+    """``{seed: head file}`` of one recipe trained with each of ``seeds`` (each cached as ``train_or_load``
+    caches it, verified): the data are read and encoded once for every missing seed. None: missing."""
+    from ...artifacts import full_key
+    from ...cache.entries import record_entry, reuse_entry
+
+    paths = {int(s): cached_head_path(root, loaded_model, config, int(s), limit) for s in seeds}
+    missing = [s for s, p in paths.items() if not reuse_entry(p, log)]
+    if missing and train_missing:
+        train_data, val_data = load_fit_splits(root, loaded_model.image_size, limit=limit, progress=progress)
+        predictor = Predictor(loaded_model.model.eval())
+        features = tuple(encode_split(predictor, d, config.encode_batch, progress=progress, label=f"encode fit/{n}")
+                         for d, n in ((train_data, "train"), (val_data, "val")))
+        for seed in missing:
+            log(f"training the variance head with seed {seed}")
+            train_variance_head(loaded_model, train_data, val_data, out=paths[seed], config=config, seed=seed,
+                                resume=True, progress=progress, features=features, log=log,
+                                extra_record={"data": {"root": Path(root).name, "limit": limit}})
+            record_entry(paths[seed], "varnet", full_key(head_cache_key(root, loaded_model, config, seed, limit)))
+    return {s: (p if p.is_file() else None) for s, p in paths.items()}
+
+
+def seed_methods(heads: dict, loaded_model, *, plain_seed: int) -> dict:
+    """``{name: VarianceNetwork}`` of ``train_or_load_seeds``' heads: ``varnet`` for ``plain_seed`` (what
+    the per-dataset tables and the paper's claims read), ``varnet.s<seed>`` for the others; missing
+    heads left out. For the spread over seeds (``analysis``) in one evaluation."""
+    from ...seeds import seed_names
+    from .method import VarianceNetwork
+
+    names = seed_names("varnet", list(heads), plain_seed=plain_seed)
+    return {names[s]: VarianceNetwork.load(path, loaded_model) for s, path in heads.items() if path is not None}
