@@ -78,54 +78,6 @@ def test_fed_maps_and_combinations_match_the_packages(nano_random):
     assert torch.equal(torch.rand(4, generator=maps.draws(None, 0, 3)), torch.rand(4, generator=maps.draws(None, 5, 3)))
 
 
-# --------------------------------------------------------------------------------- crossed bootstrap
-
-def _scores(rng, methods, seeds, datasets=("A", "B"), images=6, masks=2, shift=None):
-    rows = []
-    for dataset in datasets:
-        for image in range(images):
-            base = rng.random(masks)
-            for method in methods:
-                for seed in seeds:
-                    value = base + (shift or {}).get(method, 0.0) + (0 if seed is None else 0.01 * seed * (method != "ref"))
-                    for m in range(masks):
-                        rows.append({"dataset": dataset, "image_id": image, "mask_id": m, "method": method,
-                                     "seed": np.nan if seed is None else seed, "IoU": value[m]})
-    return pd.DataFrame(rows)
-
-
-def test_seeded_difference_equals_the_paired_bootstrap_with_one_seed():
-    from uncertsam_utils import analysis
-    from uncertsam_utils.openq.stats import seeded_difference
-
-    rng = np.random.default_rng(0)
-    frame = _scores(rng, ["a", "b"], [0])
-    frame.loc[frame["method"] == "a", "IoU"] += rng.normal(0.02, 0.05, (frame["method"] == "a").sum())
-    ours = seeded_difference(frame, "a", "b", n_boot=500, seed=3)
-    theirs = analysis.paired_difference(frame.drop(columns="seed"), "a", "b", "IoU", n_boot=500, seed=3)
-    for column in ("difference", "lo", "hi", "p_two_sided", "p_holm", "mean_a", "mean_b", "images", "masks"):
-        np.testing.assert_allclose(ours[column].astype(float), theirs[column].astype(float), rtol=1e-12, err_msg=column)
-    assert (ours["seeds"] == 1).all() and (ours["sd_seed"] == 0).all()
-
-
-def test_seeded_difference_pairs_seeds_and_widens_with_seed_spread():
-    from uncertsam_utils.openq.stats import seeded_difference
-
-    rng = np.random.default_rng(1)
-    frame = pd.concat([_scores(rng, ["a", "b"], [0, 1, 2]), _scores(np.random.default_rng(1), ["ref"], [None])])
-    table = seeded_difference(frame, "a", "b", n_boot=400, seed=0)
-    mean = table[table["dataset"] == "mean"].iloc[0]
-    assert bool(mean["identical"]) and mean["difference"] == 0 and mean["lo"] == mean["hi"] == 0  # paired seed by seed
-    against_ref = seeded_difference(frame, "a", "ref", n_boot=400, seed=0)
-    mean = against_ref[against_ref["dataset"] == "mean"].iloc[0]
-    np.testing.assert_allclose(mean["difference"], 0.01)  # seeds 0, 1, 2 add 0, 0.01, 0.02
-    np.testing.assert_allclose(mean["sd_seed"], 0.01)
-    assert mean["dominant"] == "seeds" and mean["lo"] < 0.01 < mean["hi"] and mean["seeds"] == 3
-    assert list(against_ref["dataset"]) == ["A", "B", "mean"] and not bool(mean["identical"])
-    with pytest.raises(ValueError, match="paired seed by seed"):
-        seeded_difference(pd.concat([frame, _scores(rng, ["c"], [5])]), "a", "c")
-
-
 # ------------------------------------------------------------------------------ the pool and the arms
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ def _seed_means(results: pd.DataFrame, method: str, state: str) -> np.ndarray:
 def question_figure(question: Question, results: pd.DataFrame, tests: pd.DataFrame, datasets, *, path=None):
     """Left: mean mIoU over the domains of each method, one point per training seed (filled: trained,
     hollow: selected), the references as lines. Right: the question's comparisons of the trained modules
-    per domain and their mean, with 95 % crossed-bootstrap intervals (filled: Holm-significant)."""
+    per domain and their mean, with 95 % intervals counting images and seeds (filled: Holm-significant)."""
     import matplotlib.pyplot as plt
 
     from ..plots import delta_panel, evaluation_colour, method_marker
@@ -48,8 +48,8 @@ def question_figure(question: Question, results: pd.DataFrame, tests: pd.DataFra
     delta_panel(right, trained, "IoU", list(datasets), list(dict.fromkeys(trained["method_a"])),
                 ylabel="Δ mIoU (trained modules)")
     right.axhline(0.0, color="0.5", linewidth=0.8)
-    right.set_title("differences per domain and their mean; 95 % crossed bootstrap over images and seeds; "
-                    "filled: Holm-significant", fontsize=8.5)
+    right.set_title("differences per domain (crossed bootstrap over images and seeds, filled: Holm-significant) "
+                    "and their mean (t interval of both standard errors)", fontsize=8.5)
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.suptitle(f"Q{question.number} · {question.title}", fontsize=11)
     fig.tight_layout()

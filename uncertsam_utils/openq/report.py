@@ -6,8 +6,10 @@ Per question (``QUESTIONS``: what it compares and claims; its arms are ``arms.QU
   ``selected``: the epoch fit/val chose, the untrained module included) and the references, with
   Table 1's columns (mIoU per domain and the unweighted mean over the domains, mBIoU's mean), the
   seeds, the sd over seeds of the mean mIoU and the epochs fit/val selected;
-* ``tests_table``: the question's comparisons (``Question.comparisons``) as Δ tables of the crossed
-  images × seeds bootstrap (``stats.seeded_difference``), for both states;
+* ``tests_table``: the question's comparisons (``Question.comparisons``) as Δ tables that count both
+  the test images and the training seeds (``seed_analysis.crossed_table``: per domain a crossed
+  bootstrap, Holm across the domains; the mean over the domains with a t interval of both standard
+  errors), for both states;
 * ``question_claim``: the scorecard row, decided on the trained modules (what training does; the
   selected ones are often the untrained module, which answers nothing about the map): the treatment
   must beat its ones-map control **and** the post-hoc baseline (``analysis.delta_claim``, "higher",
@@ -22,8 +24,9 @@ import pandas as pd
 
 from dataclasses import dataclass, field
 
+from ..seed_analysis import crossed_table
+from ..seeds import seeded_name
 from .arms import QUESTION_METHODS, REFERENCES
-from .stats import seeded_difference
 
 STATES = ("trained", "selected")
 NOTEBOOK = "09_open_questions"
@@ -121,18 +124,27 @@ def _selected_epochs(training: pd.DataFrame, method: str) -> str:
     return "/".join(str(int(e)) for e in part.sort_values("seed")["selected_epoch"])
 
 
+def _seeded(results: pd.DataFrame, method: str, state: str) -> tuple[pd.DataFrame, list[str]]:
+    """A method's rows under seeded names (``<method>.s<seed>``, a reference's under its own) and the names."""
+    rows = _rows(results, method, state)
+    if method in REFERENCES or rows.empty:
+        return rows, [method]
+    names = [seeded_name(method, int(s)) for s in rows["seed"]]
+    return rows.assign(method=names), [seeded_name(method, int(s)) for s in sorted(rows["seed"].unique())]
+
+
 def tests_table(results: pd.DataFrame, question: Question, *, metric: str = "IoU", n_boot: int = 10000,
                 seed: int = 0) -> pd.DataFrame:
     """The question's comparisons for both states (module docstring), one Δ table after another."""
     tables = []
     for state in STATES:
         for a, b in question.comparisons:
-            part = pd.concat([_rows(results, a, state), _rows(results, b, state)], ignore_index=True)
-            if part.empty or part["method"].nunique() < 2:
+            (rows_a, names_a), (rows_b, names_b) = _seeded(results, a, state), _seeded(results, b, state)
+            if rows_a.empty or rows_b.empty:
                 continue
-            table = seeded_difference(part, a, b, metric, n_boot=n_boot, seed=seed)
-            if not table.empty:
-                tables.append(table.assign(state=state))
+            table = crossed_table(pd.concat([rows_a, rows_b], ignore_index=True), names_a, names_b, metric,
+                                  label_a=a, label_b=b, n_boot=n_boot, seed=seed)
+            tables.append(table.assign(state=state))
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
@@ -175,15 +187,15 @@ def _difference(tests: pd.DataFrame, a: str, b: str, state: str = "trained", dec
     up = int((per["significant"] & (per["difference"] > 0)).sum())
     down = int((per["significant"] & (per["difference"] < 0)).sum())
     return (f"{a} − {b}: {text} mIoU ({verdict}; Holm-significantly higher on {up} and lower on {down} of "
-            f"{len(per)} domains; {int(mean['seeds'])} seeds, sd over seeds {mean['sd_seed']:.4f}, "
-            f"{mean['dominant']} dominate the uncertainty)")
+            f"{len(per)} domains; {int(mean['seeds'])} seeds, SE over seeds {mean['se_seed']:.4f} and over images "
+            f"{mean['se_img']:.4f}: the {mean['dominant']} dominate)")
 
 
 def describe_question(question: Question, table: pd.DataFrame, tests: pd.DataFrame, claim) -> str:
     """The question's sentences: each comparison of the trained modules with its interval, what fit/val
     selected, and the verdict."""
     lines = [f"**Q{question.number} · {question.title}.** {question.reading} Trained modules (last epoch), mean "
-             "over the domains, 95 % interval of the crossed bootstrap:"]
+             "over the domains, 95 % interval counting test images and training seeds:"]
     lines += [f"- {_difference(tests, a, b)}." for a, b in question.comparisons]
     selected = table[(table["state"] == "selected") & (table["selected epochs"] != "")]
     epochs = [int(e) for text in selected["selected epochs"] for e in text.split("/")]

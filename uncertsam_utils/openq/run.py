@@ -8,11 +8,13 @@ the untrained one is not scored again: every untrained arm is mask-prompt refine
 first pass (exact init; tested), scored once as the reference ``untrained``. Leave-one-domain-out
 arms are scored on their held-out domain only (their trained module).
 
-The cache (``<cache>/openq/``) holds, per arm, its training record (``.pt``: history, selected epoch,
-both states, CPU seconds) and its scores (``.csv``), keyed by everything that changes them (the arm,
-the recipe, the model, the posterior, the data, the evaluation's images and seed, ``VERSION``); the
-references (baseline, mask-prompt, untrained) and the maps' correlations have one file each. The pool
-and the bank are built only when something is missing, so a cached rerun reads files only.
+The results cache (``<results cache>/openq/``, ``uncertsam cache list``) holds one verified entry per
+arm (``cache.entries``: a folder with its training record ``record.pt``: history, selected epoch, both
+states, CPU seconds; and its scores ``scores.csv``), keyed by everything that changes them (the arm,
+the recipe, the model, the posterior, the data's content, the evaluation's images and seed,
+``VERSION``, and ``artifacts.full_key``'s code and libraries); the references (baseline, mask-prompt,
+untrained) and the maps' correlations have one entry each. The pool and the bank are built only when
+something is missing, so a cached rerun reads files only.
 """
 
 from __future__ import annotations
@@ -86,19 +88,36 @@ class _Lazy:
 
 
 def cache_key(session, recipe: ArmRecipe, posterior_file, datasets, max_images, eval_seed) -> dict:
-    from ..artifacts import fit_data_key, model_identity
+    """What every cached result of the run depends on (``artifacts.full_key`` adds the code and libraries):
+    the model, the content of fit/train, fit/val and the domains' val and test splits, the recipe, the
+    posterior file, the test images and the evaluation seed."""
+    from ..artifacts import model_identity
+    from ..cache.fingerprints import data_fingerprint
     from ..model.checkpoints import sha256_of
 
-    return {"version": VERSION, "model": model_identity(session.loaded), "data": fit_data_key(session.root),
-            "recipe": dataclasses.asdict(recipe), "posterior": sha256_of(Path(posterior_file)),
-            "datasets": list(datasets), "max_images": max_images, "eval_seed": int(eval_seed)}
+    parts = ["fit/train", "fit/val", *(f"{d}/{split}" for d in datasets for split in ("val", "test"))]
+    return {"version": VERSION, "model": model_identity(session.loaded),
+            "data": data_fingerprint(session.root, parts), "recipe": dataclasses.asdict(recipe),
+            "posterior": sha256_of(Path(posterior_file)), "datasets": list(datasets), "max_images": max_images,
+            "eval_seed": int(eval_seed)}
 
 
-def _path(kind: str, name: str, key: dict) -> Path:
+def _entry(name: str, key: dict, log) -> tuple[Path, bool]:
+    """The cache folder of one result (``<results cache>/openq/<name>-<digest>``) and whether it holds a
+    verified entry (a broken one is said and removed, ``cache.reuse_entry``)."""
     from ..artifacts import cache_digest
-    from ..paths import cache_dir
+    from ..cache.entries import reuse_entry
+    from ..paths import results_cache_dir
 
-    return cache_dir() / "openq" / f"{name}-{cache_digest({**key, kind: name})}"
+    folder = results_cache_dir() / "openq" / f"{name}-{cache_digest(key)}"
+    return folder, reuse_entry(folder, log)
+
+
+def _record(folder: Path, key: dict) -> None:
+    from ..artifacts import full_key
+    from ..cache.entries import record_entry
+
+    record_entry(folder, "openq", full_key(key))
 
 
 def run_open_questions(session, questions: Sequence[str], seeds: Sequence[int], recipe: ArmRecipe, *,
@@ -141,9 +160,9 @@ def _references(lazy: _Lazy, key: dict, log) -> pd.DataFrame:
     """baseline, mask-prompt and untrained (mask-prompt of the Laplace first pass) on every test image."""
     from ..refine.passes import second_pass
 
-    path = _path("references", "references", key).with_suffix(".csv")
-    if path.is_file():
-        return _read_csv(path)
+    folder, cached = _entry("references", {**key, "part": "references"}, log)
+    if cached:
+        return _read_csv(folder / "scores.csv")
     bank, predictor = lazy.bank, lazy.session.predictor
 
     def refined(kind):
@@ -156,7 +175,8 @@ def _references(lazy: _Lazy, key: dict, log) -> pd.DataFrame:
     frame = pd.concat([bank.score("baseline", lambda image: image.passes["sam"].logits),
                        bank.score("mask-prompt", refined("sam")), bank.score("untrained", refined("laplace"))],
                       ignore_index=True).assign(state="reference")
-    _write_csv(frame, path)
+    _write_csv(frame, folder / "scores.csv")
+    _record(folder, {**key, "part": "references"})
     return frame
 
 
@@ -165,9 +185,10 @@ def _arm(lazy: _Lazy, arm: Arm, key: dict, untrained: pd.DataFrame, cpu: dict, p
     from ..artifacts import read_payload, save_atomic
     from .train import load_state, refiner, train_arm
 
-    stem = _path("arm", f"{arm.method}{'-' + arm.hold_out if arm.hold_out else ''}-s{arm.seed}", {**key, **arm.key()})
-    record_path, scores_path = stem.with_suffix(".pt"), stem.with_suffix(".csv")
-    if record_path.is_file() and scores_path.is_file():
+    arm_key = {**key, "arm": arm.key()}
+    folder, cached = _entry(f"{arm.method}{'-' + arm.hold_out if arm.hold_out else ''}-s{arm.seed}", arm_key, log)
+    record_path, scores_path = folder / "record.pt", folder / "scores.csv"
+    if cached:
         record = read_payload(record_path, kind="open-question arm", file_format="uncertsam-openq-arm", version=VERSION)
         return _read_csv(scores_path), record
     pool = lazy.pool
@@ -195,6 +216,7 @@ def _arm(lazy: _Lazy, arm: Arm, key: dict, untrained: pd.DataFrame, cpu: dict, p
               "last_state": result.last, "selected_state": result.selected}
     save_atomic(record, record_path)
     _write_csv(scores, scores_path)
+    _record(folder, arm_key)
     return scores, record
 
 
@@ -204,9 +226,9 @@ def _correlation(lazy: _Lazy, key: dict, log) -> pd.DataFrame:
     from ..metrics.accuracy import error_pearson
     from .maps import COMBINATIONS, combined
 
-    path = _path("correlation", "correlation", key).with_suffix(".csv")
-    if path.is_file():
-        return _read_csv(path)
+    folder, cached = _entry("correlation", {**key, "part": "correlation"}, log)
+    if cached:
+        return _read_csv(folder / "pearson.csv")
     bank = lazy.prompt_maps()
     rows = []
     for image in bank.images:
@@ -219,5 +241,6 @@ def _correlation(lazy: _Lazy, key: dict, log) -> pd.DataFrame:
             rows.append(pd.DataFrame({"image_id": image.image_id, "mask_id": image.mask_ids, "dataset": image.dataset,
                                       "method": name, "pearson": r}))
     frame = pd.concat(rows, ignore_index=True)
-    _write_csv(frame, path)
+    _write_csv(frame, folder / "pearson.csv")
+    _record(folder, {**key, "part": "correlation"})
     return frame
