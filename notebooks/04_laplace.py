@@ -254,3 +254,21 @@ for ax, name in zip(axes, ("entropy", "mutual_information", "std", "logit_varian
     ax.set_yticks([])
 fig.suptitle(f"{dataset} #{sample.image_id}: maps of `laplace`", fontsize=10)
 plt.show()
+
+# %% [markdown]
+# ## What this shows
+#
+# Generated from the fitted posteriors and the example objects above.
+
+# %%
+import pandas as pd  # noqa: E402
+
+from uncertsam_utils import analysis  # noqa: E402
+
+recipes = pd.DataFrame([{"domain": d, "H laplace": float(a.maps["entropy"][k].mean()),
+                         "H paper": float(b.maps["entropy"][k].mean()),
+                         "sd laplace": float(a.maps["logit_variance"][k].sqrt().median()),
+                         "sd paper": float(b.maps["logit_variance"][k].sqrt().median())}
+                        for d, _, _, k, a, b in examples])
+print(analysis.describe_laplace_recipes({f"laplace ({main.recipe}/{main.structure})": main.prior_precision.tolist(),
+                                         "laplace-paper (paper/diag)": paper.prior_precision.tolist()}, recipes))
