@@ -68,11 +68,11 @@ from IPython.display import Markdown, display
 
 from uncertsam_utils import analysis
 from uncertsam_utils.evaluation import find_fitted_parts
-from uncertsam_utils.openq import report
-from uncertsam_utils.openq.figures import question_figure
+from uncertsam_utils.analysis import open_questions as report
 from uncertsam_utils.openq.pool import ArmRecipe
 from uncertsam_utils.openq.run import run_open_questions
 from uncertsam_utils.paths import figures_dir, tables_dir
+from uncertsam_utils.plots.open_questions import question_figure
 from uncertsam_utils.scorecard import update_claims
 from uncertsam_utils.session import open_session
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from uncertsam_utils.openq.arms import METHODS, QUESTION_METHODS, Arm, plan
-from uncertsam_utils.openq.report import QUESTIONS
+from uncertsam_utils.analysis.open_questions import QUESTIONS
 
 DOMAINS = ["BIG", "COIFT", "COD10K-v3"]
 

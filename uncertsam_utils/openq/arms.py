@@ -14,7 +14,7 @@ its neighbours in one factor only:
 | ``combined-product`` / ``combined-rank`` | a combined map (Laplace entropy with prompt perturbation's) |
 
 Each question needs the methods of ``QUESTION_METHODS``; what it compares and claims is in
-``report.QUESTIONS`` (reporting only: editing a sentence there does not invalidate a cached arm).
+``analysis.open_questions.QUESTIONS`` (reporting only: editing a sentence there does not invalidate a cached arm).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ REFERENCES = ("baseline", "mask-prompt", "untrained")  # untrained: every exact-
 
 
 # The methods each question needs (its treatment, ones-map control, the post-hoc baseline and its
-# control, and any further arm); what each question compares and claims is ``report.QUESTIONS``'.
+# control, and any further arm); what each question compares and claims is ``analysis.open_questions.QUESTIONS``'.
 QUESTION_METHODS: dict[str, tuple[str, ...]] = {
     "end_to_end": ("e2e-laplace", "e2e-ones", "post-hoc-laplace", "post-hoc-ones"),
     "cross_domain": ("exposure-laplace", "exposure-ones", "post-hoc-laplace", "post-hoc-ones", "lodo-laplace"),

@@ -1,4 +1,4 @@
-"""Notebook 09's tables, scorecard rows and sentences, from the scores of ``run.run_open_questions``.
+"""Notebook 09's tables, scorecard rows and sentences, from the scores of ``openq.run.run_open_questions``.
 
 Per question (``QUESTIONS``: what it compares and claims; its arms are ``arms.QUESTION_METHODS``'):
 
@@ -24,9 +24,9 @@ import pandas as pd
 
 from dataclasses import dataclass, field
 
+from ..openq.arms import QUESTION_METHODS, REFERENCES
 from ..seed_analysis import crossed_table
 from ..seeds import seeded_name
-from .arms import QUESTION_METHODS, REFERENCES
 
 STATES = ("trained", "selected")
 NOTEBOOK = "09_open_questions"
@@ -155,7 +155,7 @@ def _pair(tests: pd.DataFrame, a: str, b: str, state: str = "trained") -> pd.Dat
 
 def question_claim(question: Question, tests: pd.DataFrame, *, rests_on: str):
     """The scorecard row of a question (module docstring)."""
-    from ..analysis import delta_claim, joint_claim
+    from .claims import delta_claim, joint_claim
 
     test = "crossed bootstrap over images and training seeds (trained modules, last epoch)"
     parts = [delta_claim(question.claim_id, question.statement, _pair(tests, question.treatment, other), "higher",
@@ -168,7 +168,7 @@ MARGIN = 0.005  # mIoU: a difference whose interval lies inside ±MARGIN is call
 
 
 def _difference(tests: pd.DataFrame, a: str, b: str, state: str = "trained", decimals: int = 4) -> str:
-    from ..analysis import interval
+    from .sentences import interval
 
     part = _pair(tests, a, b, state)
     if part.empty:
@@ -219,7 +219,8 @@ def correlation_table(correlation: pd.DataFrame, datasets) -> pd.DataFrame:
 def describe_correlation(correlation: pd.DataFrame, *, n_boot: int = 10000, seed: int = 0) -> str:
     """Whether each combined map correlates with the error better than its best component (paired over
     images, mean over domains)."""
-    from ..analysis import interval, paired_difference
+    from .comparisons import paired_difference
+    from .sentences import interval
 
     means = correlation.groupby(["method", "dataset"])["pearson"].mean().groupby("method").mean()
     best = max(("laplace", "prompt"), key=lambda m: means.get(m, -np.inf))

@@ -1,11 +1,12 @@
-"""Notebook 09's figure of one question: the methods' mIoU per seed, and the key differences per domain."""
+"""Notebook 09's figure of one question (``analysis.open_questions.Question``): the methods' mIoU per seed,
+and the question's differences per domain."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .arms import REFERENCES, Question
+from ..openq.arms import REFERENCES
 
 REFERENCE_STYLES = {"baseline": ":", "mask-prompt": "--", "untrained": "-."}
 
@@ -17,13 +18,14 @@ def _seed_means(results: pd.DataFrame, method: str, state: str) -> np.ndarray:
     return rows.groupby(["seed", "dataset"])["IoU"].mean().groupby("seed").mean().to_numpy()
 
 
-def question_figure(question: Question, results: pd.DataFrame, tests: pd.DataFrame, datasets, *, path=None):
+def question_figure(question, results: pd.DataFrame, tests: pd.DataFrame, datasets, *, path=None):
     """Left: mean mIoU over the domains of each method, one point per training seed (filled: trained,
     hollow: selected), the references as lines. Right: the question's comparisons of the trained modules
     per domain and their mean, with 95 % intervals counting images and seeds (filled: Holm-significant)."""
     import matplotlib.pyplot as plt
 
-    from ..plots import delta_panel, evaluation_colour, method_marker
+    from .by_dataset import delta_panel
+    from .palette import evaluation_colour, method_marker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13.5, 4.6), gridspec_kw={"width_ratios": [1, 2.3]})
     methods = question.methods
