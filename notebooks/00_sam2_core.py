@@ -136,3 +136,13 @@ if model == "nano" and checkpoint is None:
               f"mBIoU {row['mbiou']:.4f}")
 else:
     print(f"no model card: it describes the shipped nano weights, not {loaded.label}")
+
+# %% [markdown]
+# ## What this shows
+#
+# Generated from the timings and checks above.
+
+# %%
+from uncertsam_utils import analysis  # noqa: E402
+
+print(analysis.describe_core(encode_s, decode_s, len(boxes), max_difference, iou))

@@ -124,7 +124,12 @@ print(f"saved {csv_path} and {md_path}")
 shown
 
 # %% [markdown]
-# The domains differ in kind from the fit set: BIG and COIFT masks are large but mostly thin
-# (their boxes are large relative to their area), shadow and glare targets are big soft regions,
-# CT has exactly one target per slice, and Flare7K splits each flare into many components (light
-# source, streak halves, glare pieces), as the benchmark's class-then-component masks do.
+# ## What this shows
+#
+# Generated from the statistics table above (the domains' captions in the figure say what makes each
+# one hard).
+
+# %%
+from uncertsam_utils import analysis  # noqa: E402
+
+print(analysis.describe_benchmark(stats))

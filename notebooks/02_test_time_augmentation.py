@@ -66,13 +66,13 @@ images_per_domain = 1
 # %%
 
 import matplotlib.pyplot as plt
-import numpy as np
+import pandas as pd
 import torch
 
 from uncertsam_utils.data.layout import SplitReader
-from uncertsam_utils.data.resize import boxes_from_masks, resize_masks
 from uncertsam_utils.paths import figures_dir
-from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, qualitative_rows
+from uncertsam_utils import analysis
+from uncertsam_utils.plots import METHOD_COLOURS, example_objects, median_area_images, qualitative_grid, qualitative_rows
 from uncertsam_utils.session import open_session
 from uncertsam_utils.uq import image_generator, make_method
 
@@ -82,13 +82,13 @@ root, datasets, loaded, predictor = session.root, session.datasets, session.load
 # %% [markdown]
 # ## The augmented copies
 #
-# The first test image of one domain, and the copies each transform makes of it (the input the
-# encoder sees, at the model's input size).
+# One test image of one domain (chosen by the rule of the qualitative figures below), and the
+# copies each transform makes of it (the input the encoder sees, at the model's input size).
 
 # %%
 methods = {transform: make_method("tta", T=T, transform=transform) for transform in ("hue", "in_domain")}
 reader = SplitReader(root, datasets[0], "test")
-sample = reader.load(reader.image_ids[0])
+sample = reader.load(median_area_images(reader)[0])  # the example rule of the qualitative figures below
 clean = predictor.to_input(sample.image)
 shown = min(T, 6)
 fig, axes = plt.subplots(2, shown + 1, figsize=(1.9 * (shown + 1), 4.0), squeeze=False, constrained_layout=True)
@@ -106,7 +106,8 @@ plt.show()
 # %% [markdown]
 # ## Qualitative results across the domains
 #
-# One image per domain (its largest object shown; all objects are predicted together, as in the
+# One image per domain, chosen by a stated rule: the test image whose largest object has the median
+# area among the domain's (its largest object shown; all objects are predicted together, as in the
 # evaluation). Columns: the image with its box prompt, the ground truth, the TTA prediction
 # (p̄ ≥ 0.5), the entropy H(p̄) (0 to ln 2 nats) and the errors of the prediction (blue: object
 # missed, red: background claimed). A useful uncertainty map lights up where the error map does.
@@ -131,30 +132,37 @@ plt.show()
 # %% [markdown]
 # ## How much do the copies disagree?
 #
-# Mean of each map over all objects of the first test image of each domain (low-resolution maps),
-# per transform, next to the baseline's entropy.
-# The mutual information isolates the disagreement between copies; the entropy also contains the
-# uncertainty each copy has on its own.
+# Mean of each map over all objects of the example image of each domain (the one the figures show;
+# low-resolution maps), per transform, next to the baseline's entropy. The mutual information
+# isolates the disagreement between copies; the entropy also contains the uncertainty each copy has
+# on its own.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 baseline = make_method("baseline")
-print(f"{'domain':<12} {'baseline H':>10} {'hue H':>8} {'hue MI':>8} {'in-dom. H':>10} {'in-dom. MI':>10}")
-for dataset in datasets:
-    reader = SplitReader(root, dataset, "test")
-    sample = reader.load(reader.image_ids[0])
-    boxes, vanished = boxes_from_masks(resize_masks(sample.masks, predictor.image_size))
-    boxes = boxes[~vanished]
-    generator_seed = (seed, dataset, sample.image_id)
-    plain = baseline.predict(predictor, sample.image, boxes)
-    hue = methods["hue"].predict(predictor, sample.image, boxes, generator=image_generator(*generator_seed))
-    in_domain = methods["in_domain"].predict(predictor, sample.image, boxes, generator=image_generator(*generator_seed))
-    print(f"{dataset:<12} {plain.maps['entropy'].mean():10.4f} {hue.maps['entropy'].mean():8.4f} "
-          f"{hue.maps['mutual_information'].mean():8.4f} {in_domain.maps['entropy'].mean():10.4f} "
-          f"{in_domain.maps['mutual_information'].mean():10.4f}")
+spread = []
+for shown in example_objects(predictor, root, datasets):
+    generator_seed = (seed, shown.dataset, shown.image_id)
+    plain = baseline.predict(predictor, shown.image, shown.boxes)
+    hue = methods["hue"].predict(predictor, shown.image, shown.boxes, generator=image_generator(*generator_seed))
+    in_domain = methods["in_domain"].predict(predictor, shown.image, shown.boxes,
+                                             generator=image_generator(*generator_seed))
+    spread.append({"domain": shown.dataset, "image": shown.image_id, "baseline H": float(plain.maps["entropy"].mean()),
+                   "hue H": float(hue.maps["entropy"].mean()), "hue MI": float(hue.maps["mutual_information"].mean()),
+                   "in-domain H": float(in_domain.maps["entropy"].mean()),
+                   "in-domain MI": float(in_domain.maps["mutual_information"].mean())})
+spread = pd.DataFrame(spread)
+spread.round(4)
 
 # %% [markdown]
-# A property of the `hue` transform worth knowing: on grey images (the CT slices of MSD_Spleen)
-# the saturation is zero, so rotating the hue changes nothing and all T copies are identical —
-# the mutual information is exactly 0 and the entropy equals the baseline's. Hue TTA therefore
-# cannot flag anything on grey-scale domains; the in-domain jitter (brightness, contrast) can.
+# ## What this shows
+#
+# Generated from the table above. One property of the `hue` transform to read it with: on grey
+# images (the CT slices of MSD_Spleen) the saturation is zero, so rotating the hue changes nothing
+# but rounding, the T copies agree and the mutual information vanishes — hue TTA cannot flag
+# anything there; the in-domain jitter (brightness, contrast) can. How well each map finds the
+# errors is measured in notebook 06.
+
+# %%
+print(analysis.describe_spread(spread, "baseline H", {"TTA (hue)": ("hue H", "hue MI"),
+                                                      "TTA (in-domain)": ("in-domain H", "in-domain MI")}))

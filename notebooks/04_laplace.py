@@ -377,7 +377,7 @@ plt.show()
 # Generated from the fitted posteriors, the fit/val table and the evaluation above.
 
 # %%
-from uncertsam_utils import analysis_laplace  # noqa: E402
+from uncertsam_utils.analysis import laplace_text as analysis_laplace  # noqa: E402
 
 print(analysis_laplace.describe_tempering(selection, fitval, kappa, delta, untempered_tau=untempered.prior_precision.item()))
 print(f"\nnotebook time: {time.perf_counter() - clock[0]:.0f} s wall, {time.process_time() - clock[1]:.0f} s CPU")

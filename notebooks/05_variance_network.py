@@ -166,3 +166,14 @@ for dataset in DATASETS:
 fig = qualitative_grid(rows, "varnet", map_name="variance", uncertainty_range=(0.0, 0.25),
                        title=f"Variance network · {loaded.label}", path=figures_dir() / "05_qualitative.png")
 plt.show()
+
+# %% [markdown]
+# ## What this shows
+#
+# Generated from the training record above; how the variance map ranks against the other methods on
+# the test domains is measured in notebook 06.
+
+# %%
+from uncertsam_utils import analysis  # noqa: E402
+
+print(analysis.describe_varnet_training(history, record["best_epoch"]))

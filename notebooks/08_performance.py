@@ -102,3 +102,11 @@ note = (f"Median over {repeats} images after one warm-up, {objects} box prompts 
 written = analysis.write_table(table, tables_dir() / "performance", title="Time per image, as a ratio to the baseline",
                                note=note)
 print("\n".join(str(p) for p in written + [figures_dir() / "08_performance.png"]))
+
+# %% [markdown]
+# ## What this shows
+#
+# Generated from the table above (this machine's run; the ratios, not the seconds, carry over).
+
+# %%
+print(analysis.describe_costs(table))

@@ -1,8 +1,7 @@
-"""The evaluation driver (resume, determinism, sharing), the combined methods, the CLI and the analysis."""
+"""The evaluation driver (resume, determinism, sharing), the combined methods and the CLI (analysis: test_analysis.py)."""
 
 import argparse
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,6 @@ import pytest
 import torch
 from scipy import ndimage
 
-from uncertsam_utils import analysis
 from uncertsam_utils.data.layout import SplitReader, write_split
 from uncertsam_utils.evaluation import (
     CSV_COLUMNS,
@@ -272,62 +270,6 @@ def test_combination_components_see_the_standalone_generator_stream(predictor):
     assert combined.changes_image and combined.uses_random
 
 
-# ----------------------------------------------------------------------------------- analysis
-
-def toy_results():
-    rng = np.random.default_rng(5)
-    rows = []
-    for dataset in ("A", "B"):
-        for image_id in range(12):
-            for mask_id in range(1 + image_id % 3):
-                for method, shift in (("good", 0.3), ("bad", 0.0)):
-                    rows.append({"image_id": image_id, "mask_id": mask_id, "dataset": dataset, "method": method,
-                                 "pearson": shift + 0.1 * rng.standard_normal(), "IoU": rng.random(),
-                                 "ause": 0.1 - shift / 10 + 0.01 * rng.random()})
-    frame = pd.DataFrame(rows)
-    frame.loc[0, "IoU"] = np.nan
-    return frame
-
-
-def test_summary_means_over_masks_and_bootstraps_over_images():
-    frame = toy_results()
-    summary = analysis.summarise(frame, ["pearson", "IoU"], n_boot=300, seed=1)
-    again = analysis.summarise(frame, ["pearson", "IoU"], n_boot=300, seed=1)
-    pd.testing.assert_frame_equal(summary, again)  # seeded
-    row = summary[(summary.dataset == "A") & (summary.method == "good") & (summary.metric == "IoU")].iloc[0]
-    values = frame[(frame.dataset == "A") & (frame.method == "good")]["IoU"]
-    assert row["mean"] == pytest.approx(values.mean())  # NaN skipped, mean over masks
-    assert row["masks"] == values.notna().sum() and row["images"] == 12
-    assert row["lo"] < row["mean"] < row["hi"]
-    wide = analysis.wide_table(summary, ["pearson", "IoU"])
-    assert list(wide.columns) == ["dataset", "method", "Pearson ρ", "mIoU"] and "[" in wide.iloc[0, 2]
-    numeric = analysis.numeric_table(summary, ["pearson"])
-    assert list(numeric.columns) == ["dataset", "method", "pearson", "pearson_lo", "pearson_hi", "masks", "images"]
-
-
-def test_winners_and_generated_text():
-    frame = toy_results()
-    table = analysis.winners(frame, "pearson", n_boot=200, seed=0)
-    assert list(table["best"]) == ["good", "good"] and (table["p_best"] == 1.0).all()
-    assert analysis.winners(frame, "ause", n_boot=200, seed=0)["best"].tolist() == ["good", "good"]  # lower wins
-    text = analysis.describe_winners(table)
-    assert text.startswith("By Pearson ρ, good is the best method on 2 of 2 datasets (A, B).")
-    assert "clearly the winner" in text
-    few = analysis.winners(frame[frame.image_id < 2], "pearson", n_boot=50, seed=0)
-    assert "too few" in analysis.describe_winners(few)
-    with pytest.raises(ValueError):
-        analysis.winners(frame, "sharp")
-
-
-def test_markdown_and_table_files(tmp_path):
-    table = pd.DataFrame({"dataset": ["A|B"], "value": [0.5], "missing": [math.nan]})
-    text = analysis.to_markdown(table)
-    assert text.splitlines() == ["| dataset | value | missing |", "|---|---|---|", "| A\\|B | 0.5000 | – |"]
-    csv, md = analysis.write_table(table, tmp_path / "t", title="T", note="note")
-    assert csv.read_text() == "dataset,value,missing\nA|B,0.5,nan\n"
-    assert md.read_text().startswith("# T\n\n| dataset")
-
-
 def test_load_results_reads_every_csv(full_run):
     frame = load_results(full_run)
     assert set(frame["dataset"]) == set(DATASETS) and set(frame["method"]) == set(make_methods())
@@ -363,17 +305,3 @@ def test_laplace_and_its_combination_in_the_driver(bench, nano_random, tmp_path)
     combined = frame[frame.method == "combined-product"].reset_index(drop=True)
     pd.testing.assert_series_equal(laplace["IoU"], combined["IoU"])  # the first component's prediction
     assert (laplace["avg_sample_std"] > 0).all()
-
-
-def test_generated_sentences_about_the_paper_claim_and_combinations():
-    frame = toy_results().replace({"method": {"good": "laplace"}})
-    table = analysis.winners(frame, "pearson", n_boot=50, seed=0)
-    assert analysis.paper_claim(table, ["laplace", "bad"]).endswith(
-        "here, by Pearson ρ, laplace is the best of the 2 methods on 2 of 2 datasets (A, B).")
-    assert "no Laplace method" in analysis.paper_claim(table, ["bad"])
-    summary = pd.DataFrame({"dataset": ["A"] * 3, "method": ["c", "x", "y"], "metric": ["pearson"] * 3,
-                            "mean": [0.5, 0.4, 0.45], "lo": [0.0] * 3, "hi": [1.0] * 3, "masks": [1] * 3,
-                            "images": [1] * 3})
-    gains = analysis.combination_gains(summary, {"c": ["x", "y"]}, ["pearson"])
-    assert gains.iloc[0]["best_component"] == "y" and gains.iloc[0]["gain"] == pytest.approx(0.05)
-    assert analysis.describe_combinations(gains).startswith("c beats its best component by Pearson ρ on 1 of 1")

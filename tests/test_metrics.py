@@ -305,12 +305,13 @@ def fused_inputs(rng, b=3, h=60, w=80):
     return gt, logits, uncertainty, std
 
 
-def reference_columns(gt, logits, uncertainty, std):
+def reference_columns(gt, logits, uncertainty, std, shared_logits=None):
     pred = (logits > 0).numpy()
     p = torch.sigmoid(logits).numpy()
     u = uncertainty.numpy()
     roi = M.dilated_roi(gt)
-    err = np.abs(gt.astype(np.float32) - p)
+    err = M.soft_error_from_logits(logits, torch.from_numpy(gt)).numpy()
+    shared = None if shared_logits is None else M.soft_error_from_logits(shared_logits, torch.from_numpy(gt)).numpy()
     out = {"BIoU_2": M.boundary_iou(pred, gt, 0.02), "BIoU_1": M.boundary_iou(pred, gt, 0.01)}
     for suffix, region in (("", None), ("_", roi)):
         out.update({k + suffix: v for k, v in M.segmentation_scores(pred, gt, region).items()})
@@ -321,18 +322,74 @@ def reference_columns(gt, logits, uncertainty, std):
         out["avg_sample_std" + suffix] = (M.region_mean(std.numpy(), region) if std is not None
                                           else np.zeros(len(gt)))
         out.update({k + suffix: v for k, v in M.ranking_scores(u, err, pred ^ gt, region).items()})
+        nan = np.full(len(gt), np.nan)
+        out["pearson_shared" + suffix] = nan if shared is None else M.pearson(u, shared, region)
+        out["spearman_shared" + suffix] = nan if shared is None else M.spearman(u, shared, region)
+    out.update(reference_curves(p, gt, u, pred ^ gt))
     return out
 
 
+def reference_curves(p, gt, u, wrong):
+    """Reliability bins by numpy's digitize on float64 and risk-coverage by a plain sort (no ties in u)."""
+    out = {}
+    flat_p, flat_y = p.reshape(len(p), -1).astype(np.float64), gt.reshape(len(gt), -1).astype(np.float64)
+    bins = np.minimum(np.floor(flat_p * 10).astype(int), 9)
+    for k in range(10):
+        inside = bins == k
+        n = flat_p.shape[1]
+        out[f"rel_frac_{k}"] = inside.sum(1) / n
+        out[f"rel_p_{k}"] = (flat_p * inside).sum(1) / n
+        out[f"rel_y_{k}"] = (flat_y * inside).sum(1) / n
+    order = np.argsort(u.reshape(len(u), -1), axis=1, kind="stable")
+    z = np.take_along_axis(wrong.reshape(len(wrong), -1), order, axis=1)
+    for c in M.RISK_COVERAGES:
+        keep = int(np.floor(c / 100 * z.shape[1] + 0.5))
+        out[f"risk_cov_{c}"] = z[:, :keep].mean(1)
+    return out
+
+
+def test_soft_error_from_logits_has_no_cancellation():
+    z = torch.tensor([[-40.0, -17.0, -2.0, 0.0, 2.0, 17.0, 40.0]])
+    y = torch.tensor([[True, True, True, False, False, False, False]])
+    exact = np.where(y.numpy(), 1 / (1 + np.exp(z.double().numpy())), 1 / (1 + np.exp(-z.double().numpy())))
+    np.testing.assert_allclose(M.soft_error_from_logits(z, y).numpy(), exact, rtol=1e-6)
+    assert (M.soft_error_from_logits(z, ~y) > 0).all()  # 1 − σ(17) is 0 in fp32; σ(−17) is not
+
+
 @pytest.mark.parametrize("with_std", [True, False])
-def test_fused_per_mask_metrics_equal_the_reference_functions(with_std):
+@pytest.mark.parametrize("with_shared", [True, False])
+def test_fused_per_mask_metrics_equal_the_reference_functions(with_std, with_shared):
     gt, logits, uncertainty, std = fused_inputs(np.random.default_rng(10))
     std = std if with_std else None
-    got = M.per_mask_metrics(M.prepare_targets(gt), logits, uncertainty, std, rank_max_pixels=None)
+    shared_logits = logits + torch.from_numpy(smooth(np.random.default_rng(3), *gt.shape)).float() if with_shared else None
+    shared = M.SharedTarget.from_logits(M.prepare_targets(gt), shared_logits) if with_shared else None
+    got = M.per_mask_metrics(M.prepare_targets(gt), logits, uncertainty, std, shared=shared, rank_max_pixels=None)
     assert list(got) == list(M.METRIC_COLUMNS)
-    expected = reference_columns(gt, logits, uncertainty, std)
+    expected = reference_columns(gt, logits, uncertainty, std, shared_logits)
     for name in M.METRIC_COLUMNS:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    if not with_shared:
+        assert np.isnan(got["spearman_shared_"]).all()
+
+
+def test_shared_target_of_the_method_itself_reproduces_its_own_columns():
+    gt, logits, uncertainty, std = fused_inputs(np.random.default_rng(12))
+    targets = M.prepare_targets(gt, half_resolution=True)
+    got = M.per_mask_metrics(targets, logits, uncertainty, std, shared=M.SharedTarget.from_logits(targets, logits),
+                             rank_max_pixels=500)  # subsampled ranks too
+    for name in ("pearson", "spearman", "pearson_", "spearman_"):
+        shared = name.rstrip("_") + "_shared" + ("_" if name.endswith("_") else "")
+        np.testing.assert_array_equal(got[shared], got[name], err_msg=name)
+
+
+def test_risk_coverage_counts_a_cut_tie_group_in_expectation():
+    from uncertsam_utils.metrics._ranking import Ranked
+
+    u = np.array([0.1, 0.2, 0.2, 0.2, 0.2, 0.9], np.float32)
+    z = np.array([0, 1, 0, 0, 0, 1], bool)
+    risk = Ranked(u, None, z).risk_coverage([1 / 6, 0.5, 1.0])
+    # keep 1: the first pixel (no error); keep 3: pixel 1 + two of the tied four, 1/4 error each on average
+    np.testing.assert_allclose(risk, [0.0, (0 + 2 * 0.25) / 3, 2 / 6])
 
 
 def test_fused_metrics_at_half_resolution_follow_the_paper():

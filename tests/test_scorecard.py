@@ -51,3 +51,31 @@ def test_readme_section_is_regenerated_between_markers(tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme, tmp_path / "claims")
+
+
+def test_the_committed_readme_section_is_the_committed_scorecard():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert section_of(readme) == render_section(root / "tables" / "claims")
+    rows = read_claims(root / "tables" / "claims")
+    from uncertsam_utils.scorecard import ORDER
+
+    assert [c.id for c in rows if c.source == "paper"] == list(ORDER)  # a verdict for each of the paper's six
+
+
+def test_reproduce_rewrites_the_section_only_for_the_checkouts_own_tables(tmp_path, monkeypatch):
+    from uncertsam_utils import reproduce
+
+    (tmp_path / "tables").mkdir()
+    update_claims([claim("paper-varnet-worst", "does not hold")], tmp_path / "tables" / "claims")
+    (tmp_path / "README.md").write_text(f"intro\n{BEGIN}\n{END}\n")
+    monkeypatch.setattr(reproduce, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(reproduce, "tables_dir", lambda: tmp_path / "tables")
+    assert reproduce.update_results_section() == tmp_path / "README.md"
+    assert "**does not hold**" in section_of((tmp_path / "README.md").read_text())
+    assert reproduce.update_results_section() is None  # unchanged
+    monkeypatch.setattr(reproduce, "tables_dir", lambda: tmp_path / "elsewhere")
+    update_claims([claim("paper-varnet-worst", "holds")], tmp_path / "tables" / "claims")
+    assert reproduce.update_results_section() is None  # outputs sent elsewhere: the README is left alone

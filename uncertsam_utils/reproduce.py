@@ -6,7 +6,9 @@ notebook), converts each jupytext ``notebooks/NN_*.py`` source to a notebook, pa
 parameters it declares, executes it into ``build/<profile>/`` and records in ``tables/manifest.md``
 what each run wrote: file, SHA-256, notebook, profile and command-line overrides, parameters, model
 and checksum, data root and time taken. The manifest is the run log; every other table is
-byte-identical between runs with the same inputs.
+byte-identical between runs with the same inputs. After a run, the README's results section is
+regenerated from the claims scorecard (``tables/claims.csv``, ``update_results_section``) when the
+outputs went to the checkout's own ``tables/``.
 
 Overrides (``--set NAME=VALUE``, ``--data-root DIR`` for ``data_root``) win over the profile's
 defaults and per-notebook values and reach every notebook that declares the parameter; a name that
@@ -243,7 +245,21 @@ def run_profile(name: str = "mini", only: list[str] | None = None, build_dir: Pa
         runs.append(NotebookRun(source.name, parameters, seconds, outputs))
     if not prepare_only:
         write_manifest(name, runs, profile["overrides"])
+        update_results_section()
     return runs
+
+
+def update_results_section() -> Path | None:
+    """README.md's generated results section from ``tables/claims`` (``scorecard.readme``), when the
+    tables are the checkout's own (not sent elsewhere by ``UNCERTSAM_OUTPUTS``); returns the README
+    when its text changed."""
+    from .scorecard import update_readme
+
+    root = project_root()
+    if root is None or tables_dir().resolve() != (root / "tables").resolve():
+        return None
+    readme = root / "README.md"
+    return readme if update_readme(readme, tables_dir() / "claims") else None
 
 
 def _sha256(path: Path) -> str:

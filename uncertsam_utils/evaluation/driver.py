@@ -18,7 +18,9 @@ Masks that vanish at the model's input size (no pixel left in the squashed frame
 prompt; the reference code crashes on them) are not evaluated and are reported on the console.
 
 Sharing: the image encoder runs once per image; its encoding goes to every method (methods that
-change the image, like TTA, use it only for their clean copy). A combination whose components are
+change the image, like TTA, use it only for their clean copy). The baseline's prediction of the
+image's masks is the shared error target of every method's ``*_shared`` columns: the evaluated
+baseline's when it runs, else one extra decoder pass per image. A combination whose components are
 also evaluated as methods (the same instances) reuses their results instead of recomputing them.
 
 Speed: the metrics of an image are computed in a worker thread (``metric_workers``) while the next
@@ -40,9 +42,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.resize import boxes_from_masks, resize_masks
-from ..metrics import HALF_RESOLUTION_DATASETS, prepare_targets, result_metrics
+from ..metrics import HALF_RESOLUTION_DATASETS, SharedTarget, prepare_targets, result_metrics
 from ..metrics.per_mask import RANK_MAX_PIXELS
 from ..uq.base import UQMethod, image_generator
+from ..uq.baseline import Baseline
 from ..uq.combined import CombinedUncertainty
 from .results import (
     assemble,
@@ -58,8 +61,10 @@ from .results import (
 
 
 def _ordered(methods: Mapping[str, UQMethod]) -> list[str]:
-    """Plain methods first, then combinations (which may reuse the plain results)."""
-    return sorted(methods, key=lambda n: isinstance(methods[n], CombinedUncertainty))
+    """Plain methods first, the baseline leading (its prediction is the shared error target), then
+    combinations (which may reuse the plain results)."""
+    return sorted(methods, key=lambda n: (isinstance(methods[n], CombinedUncertainty),
+                                          not isinstance(methods[n], Baseline)))
 
 
 def _shared_components(methods: Mapping[str, UQMethod]) -> dict[str, dict[str, str]]:
@@ -163,6 +168,10 @@ def _evaluate_image(predictor, methods, order, shared, reader, dataset, image_id
     with torch.inference_mode():
         encoding = predictor.encode(sample.image, use_cache=False) if needs_encoding else None
     results, jobs = {}, []
+    reference = None  # the shared error target (metrics.shared): the baseline's soft error on these masks
+    if not any(isinstance(methods[n], Baseline) for n in names):
+        baseline = Baseline().predict(predictor, sample.image, boxes, encoding=encoding)
+        reference = SharedTarget.from_result(targets, baseline)
     for name in names:
         method = methods[name]
         kwargs = {}
@@ -173,13 +182,15 @@ def _evaluate_image(predictor, methods, order, shared, reader, dataset, image_id
         result = method.predict(predictor, sample.image, boxes, encoding=encoding,
                                 generator=image_generator(seed, dataset, image_id), **kwargs)
         results[name] = result
-        jobs.append(partial(_score_and_write, result, targets, rank_max_pixels, image_id, mask_ids.tolist(), dataset,
-                            name, part_path(out_dir, dataset, name, image_id)))
+        if reference is None and isinstance(method, Baseline):
+            reference = SharedTarget.from_result(targets, result)
+        jobs.append(partial(_score_and_write, result, targets, reference, rank_max_pixels, image_id, mask_ids.tolist(),
+                            dataset, name, part_path(out_dir, dataset, name, image_id)))
     return jobs
 
 
-def _score_and_write(result, targets, rank_max_pixels, image_id, mask_ids, dataset, name, path) -> None:
-    metrics = result_metrics(result, targets, rank_max_pixels=rank_max_pixels)
+def _score_and_write(result, targets, reference, rank_max_pixels, image_id, mask_ids, dataset, name, path) -> None:
+    metrics = result_metrics(result, targets, reference=reference, rank_max_pixels=rank_max_pixels)
     atomic_write(path, format_rows(image_id, mask_ids, dataset, name, metrics))
 
 

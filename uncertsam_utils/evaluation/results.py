@@ -7,7 +7,8 @@ Output, under ``out_dir``::
     <dataset>/.parts/<method>/<image_id:08d>.csv   rows of one image while the dataset is running
 
 Columns: ``image_id, mask_id, dataset, method``, the paper's 28 (the reference code's names), then
-ours (``spearman, auroc, aupr, ause`` and their ROI versions ``*_``). Floats are written with
+ours (``metrics.EXTRA_COLUMNS`` and ``CURVE_COLUMNS``: Spearman, AUROC, AUPR, AUSE, ρ against the
+shared error target, with their ROI versions ``*_``; the reliability bins and risk–coverage points). Floats are written with
 ``FLOAT_FORMAT`` (6 significant digits; NaN as ``nan``). Every file is written to a temporary
 sibling, fsync'ed and renamed into place (``atomic_write``).
 """
@@ -29,7 +30,7 @@ ID_COLUMNS = ("image_id", "mask_id", "dataset", "method")
 CSV_COLUMNS = ID_COLUMNS + METRIC_COLUMNS
 FLOAT_FORMAT = "{:.6g}"
 MANIFEST = "evaluation.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: logits-based soft error, the shared-target, reliability and risk-coverage columns
 PARTS = ".parts"
 
 
@@ -157,7 +158,8 @@ def load_results(out_dir, datasets: Sequence[str] | None = None, methods: Sequen
         dataset, method = path.parent.name, path.stem
         if (datasets is not None and dataset not in datasets) or (methods is not None and method not in methods):
             continue
-        frames.append(pd.read_csv(path, keep_default_na=False, na_values=["nan"]))
+        frames.append(pd.read_csv(path, keep_default_na=False, na_values=["nan"],
+                                  dtype={c: "float64" for c in METRIC_COLUMNS}))  # a column of zeros stays float
     if not frames:
         raise FileNotFoundError(f"no evaluation CSVs under {out_dir}")
     frame = pd.concat(frames, ignore_index=True)

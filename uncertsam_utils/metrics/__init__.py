@@ -2,7 +2,9 @@
 
 Modules: ``segmentation`` (IoU, Dice, MAE, BER, accuracy, precision, recall, F1, boundary IoU, the
 dilated ROI), ``calibration`` (ECE, Brier, sharpness, mean std), ``correlation`` (Pearson, Spearman),
-``error_detection`` (AUROC, AUPR, AUSE) and ``per_mask`` (every CSV column for one image).
+``error_detection`` (AUROC, AUPR, AUSE), ``shared`` (the shared error target: the baseline's soft error,
+the same for every method), ``resolution`` (the paper's half resolution) and ``per_mask`` (every CSV
+column for one image).
 
 Conventions shared by every function here:
 
@@ -12,6 +14,8 @@ Conventions shared by every function here:
 * numpy in → numpy (float64) out; torch in → torch (float32, same device) out.
 * Masks are compared at the resolution they are given; the evaluation protocol (paper §1.4)
   upsamples logits bilinearly to the original image size and thresholds at 0 before calling these.
+* The soft error of a prediction is computed from its logits (``soft_error_from_logits``: σ(−z) where
+  y = 1, σ(z) where y = 0), never as 1 − σ(z), which fp32 rounds to 0 for every confident pixel.
 
 Degenerate inputs never crash or hang; each has a defined value (tested in tests/test_metrics.py):
 
@@ -30,6 +34,8 @@ no misclassified pixel                 AUROC, AUPR: NaN (one class absent); no c
                                        AUROC NaN, AUPR = 1
 non-finite value in a map              correlations and ranking metrics of that mask: NaN
 no std map (baseline, variance net)    avg_sample_std: 0 (as the reference reports)
+no shared target given                 pearson_shared, spearman_shared (and ROI): NaN
+empty reliability bin                  rel_frac_k = rel_p_k = rel_y_k = 0
 =====================================  ==========================================================
 
 **Empty ∪ empty is NaN**: when neither mask (or neither boundary band) has a pixel, the ratio is
@@ -45,15 +51,20 @@ from .calibration import ECE_BINS, brier, ece, region_mean, sharpness, soft_erro
 from .correlation import pearson, spearman
 from .error_detection import RANKING_SCORES, aupr, auroc, ause, ranking_scores
 from .per_mask import (
+    CURVE_COLUMNS,
     EXTRA_COLUMNS,
     HALF_RESOLUTION_DATASETS,
     METRIC_COLUMNS,
     PAPER_COLUMNS,
+    RELIABILITY_BINS,
+    RISK_COVERAGES,
+    SHARED_SCORES,
     Targets,
     per_mask_metrics,
     prepare_targets,
     result_metrics,
 )
+from .shared import SharedTarget, soft_error_from_logits
 from .segmentation import (
     boundary_iou,
     boundary_width,
@@ -73,6 +84,7 @@ __all__ = [
     "ece", "brier", "region_mean", "sharpness", "soft_error", "ECE_BINS",
     "pearson", "spearman",
     "auroc", "aupr", "ause", "ranking_scores", "RANKING_SCORES",
-    "PAPER_COLUMNS", "EXTRA_COLUMNS", "METRIC_COLUMNS", "HALF_RESOLUTION_DATASETS",
-    "Targets", "prepare_targets", "per_mask_metrics", "result_metrics",
+    "PAPER_COLUMNS", "EXTRA_COLUMNS", "CURVE_COLUMNS", "METRIC_COLUMNS", "HALF_RESOLUTION_DATASETS", "SHARED_SCORES",
+    "RELIABILITY_BINS", "RISK_COVERAGES", "Targets", "prepare_targets", "per_mask_metrics", "result_metrics",
+    "SharedTarget", "soft_error_from_logits",
 ]

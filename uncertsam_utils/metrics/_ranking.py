@@ -127,6 +127,17 @@ class Ranked:
         den = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
         return float((x * y).sum()) / den if den > 0 else 0.0
 
+    def spearman_with_ranks(self, e_ranks: np.ndarray) -> float:
+        """Spearman ρ of u against another target whose average ranks ``e_ranks`` (input order) are
+        given: a target shared by many maps is ranked once (``metrics.shared``)."""
+        if self.n == 0:
+            return math.nan
+        centre = (self.n + 1) / 2.0
+        x = self._u.sorted_ranks() - centre
+        y = e_ranks[self.order] - centre
+        den = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
+        return float((x * y).sum()) / den if den > 0 else 0.0
+
     # -- misclassification detection (z positive, u the score)
     def _positives_per_group(self) -> np.ndarray:
         z_sorted = self.z[self.order]
@@ -158,6 +169,22 @@ class Ranked:
         tp = np.cumsum(pos_desc)
         seen = np.cumsum(cnt_desc)
         return float((pos_desc * (tp / seen)).sum()) / pos
+
+    def risk_coverage(self, coverages) -> np.ndarray:
+        """Selective prediction: for each coverage c, the share of misclassified pixels among the
+        ⌊c · n + ½⌋ least uncertain ones (a tie group cut by the threshold counts in expectation)."""
+        n = self.n
+        keep = np.floor(np.asarray(coverages, dtype=np.float64) * n + 0.5).astype(np.int64)
+        if n == 0:
+            return np.full(keep.shape, math.nan)
+        errors = self._positives_per_group().astype(np.float64)  # ascending u, one entry per tie group
+        counts = (self.ends - self.starts).astype(np.float64)
+        before = np.concatenate([[0.0], np.cumsum(errors)])
+        group = np.clip(np.searchsorted(self.ends, keep, side="left"), 0, len(counts) - 1)
+        inside = keep - self.starts[group]
+        kept = before[group] + inside * errors[group] / counts[group]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(keep > 0, kept / np.maximum(keep, 1), math.nan)
 
     # -- sparsification
     def ause(self) -> float:

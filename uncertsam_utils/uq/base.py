@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from ..model.predictor import Encoding, Predictor
-from .measures import safe_logit, summarise_samples
+from .measures import summarise_logit_samples
 
 
 @dataclass
 class UQResult:
     method: str
-    logits: torch.Tensor  # (B, m, m): logits of the method's prediction (logit of the mean probability)
+    logits: torch.Tensor  # (B, m, m): logits of the method's prediction (logit of the mean probability), unclamped
     prob: torch.Tensor  # (B, m, m): mean foreground probability
     maps: dict[str, torch.Tensor]  # name -> (B, m, m)
     default_map: str  # the map the paper reports for this method
@@ -36,11 +36,13 @@ class UQResult:
     info: dict = field(default_factory=dict)  # e.g. predicted IoU, number of samples
 
     @classmethod
-    def from_samples(cls, method: str, probs: torch.Tensor, dim: int, orig_hw: tuple[int, int], info: dict) -> "UQResult":
-        """The result of a sampling method: the mean of the sampled probabilities ``probs`` over ``dim``,
-        its logit and the sample maps of ``measures.summarise_samples`` (the entropy by default)."""
-        prob, maps = summarise_samples(probs, dim=dim)
-        return cls(method=method, logits=safe_logit(prob), prob=prob, maps=maps, default_map="entropy",
+    def from_samples(cls, method: str, logit_samples: torch.Tensor, dim: int, orig_hw: tuple[int, int],
+                     info: dict) -> "UQResult":
+        """The result of a sampling method from its sampled logits along ``dim``: the logit of the mean
+        probability (in log space, unclamped; the sample's own logits for one sample), its probability
+        and the maps of ``measures.summarise_logit_samples`` (the entropy by default)."""
+        logits, maps = summarise_logit_samples(logit_samples, dim=dim)
+        return cls(method=method, logits=logits, prob=torch.sigmoid(logits), maps=maps, default_map="entropy",
                    orig_hw=orig_hw, info=info)
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import UQMethod, UQResult, encode_once
-from .measures import binary_entropy
+from .measures import entropy_from_logits
 
 
 class Baseline(UQMethod):
@@ -20,7 +20,7 @@ class Baseline(UQMethod):
             method=self.name,
             logits=out.logits.float(),
             prob=prob,
-            maps={"entropy": binary_entropy(prob)},
+            maps={"entropy": entropy_from_logits(out.logits)},
             default_map="entropy",
             orig_hw=encoding.orig_hw[0],
             info={"iou_pred": out.iou},

@@ -15,8 +15,9 @@ image (or takes their results, ``precomputed``), and combines their maps per obj
 
 The segmentation is the first component's (``prediction="first"``, default) so that the combined map
 is judged against the same prediction as that component, or the mean of the components'
-probabilities (``prediction="mean"``). Maps: ``combined`` (the default), each component's map as
-``<component>:<map>``, and the prediction source's ``std`` map when it has one.
+probabilities (``prediction="mean"``, its logit computed in log space from their logits, unclamped).
+Maps: ``combined`` (the default), each component's map as ``<component>:<map>``, and the prediction
+source's ``std`` map when it has one.
 
 Randomness: every component gets its own copy of the caller's generator state, so a component's
 result is exactly what it gives when run alone with the same generator; the evaluation driver
@@ -32,7 +33,7 @@ import torch
 
 from ..metrics._ranking import average_ranks
 from .base import UQMethod, UQResult
-from .measures import safe_logit
+from .measures import mean_probability_logit
 
 COMBINATIONS = ("rank_mean", "product")
 PREDICTIONS = ("first", "mean")
@@ -152,8 +153,8 @@ class CombinedUncertainty(UQMethod):
         if self.prediction == "first":
             prob, logits = first.prob.float(), first.logits.float()
         else:
-            prob = torch.stack([r.prob.float() for r in results.values()]).mean(0)
-            logits = safe_logit(prob)
+            logits = mean_probability_logit(torch.stack([r.logits.float() for r in results.values()]), 0)
+            prob = torch.sigmoid(logits)
         maps = {"combined": combine_maps(parts, self.how)}
         maps.update({f"{key}:{chosen[key]}": part for key, part in zip(self._components, parts)})
         if self.prediction == "first" and "std" in first.maps:

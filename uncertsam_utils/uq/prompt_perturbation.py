@@ -3,7 +3,7 @@
 For each object, the clean box and K − 1 copies with SAM's box noise (``uncertsam_utils.prompts``:
 each coordinate moves by U[−1, 1] · min(0.1 · side, 20 px in the 1024 frame)) are decoded on one
 image encoding. p̄ = mean_k σ(z_k); the maps are H(p̄) (the paper's), the mutual information and
-the unbiased std over the K probabilities; logits = logit(p̄).
+the unbiased std over the K probabilities; logits = logit(p̄), in log space from the K logits (no clamp).
 
 Differences from the reference code (paper_protocol.md §3.2, §8.2): all B × K prompts go through
 one decoder call instead of K sequential ones, and the noise comes from the caller's generator.
@@ -96,4 +96,4 @@ class PromptPerturbation(UQMethod):
             )
             out = predictor.decode(encoding, boxes=all_boxes, points=all_points, point_labels=all_labels)  # (B, K, ...)
         info = {"iou_pred": out.iou.mean(dim=1), "samples": self.K, "boxes": all_boxes}
-        return UQResult.from_samples(self.name, torch.sigmoid(out.logits.float()), 1, encoding.orig_hw[0], info)
+        return UQResult.from_samples(self.name, out.logits.float(), 1, encoding.orig_hw[0], info)

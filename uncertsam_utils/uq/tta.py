@@ -3,7 +3,7 @@
 T copies of the image are augmented, encoded (in batches of ``encoder_batch``) and decoded with
 the same boxes, all T × B prompts in one decoder call. p̄ = mean_t σ(z_t); the maps are H(p̄)
 (the paper's), the mutual information and the unbiased std over the T probabilities;
-logits = logit(p̄). Only colours change, so boxes and masks stay aligned.
+logits = logit(p̄), computed in log space from the copies' logits (``measures``: no clamp). Only colours change, so boxes and masks stay aligned.
 
 Transforms (paper_protocol.md §3.1):
 - ``hue``: every copy's hue is rotated by U[−0.5, 0.5] of the full circle (the paper's setting);
@@ -264,4 +264,4 @@ class TestTimeAugmentation(UQMethod):
             copy_index = torch.arange(self.T, device=predictor.device)[:, None].expand(self.T, boxes.shape[0])
             out = predictor.decode(encodings, boxes=boxes.expand(self.T, *boxes.shape), image_index=copy_index)
         info = {"iou_pred": out.iou.mean(dim=0), "samples": self.T, "transform": self.transform}
-        return UQResult.from_samples(self.name, torch.sigmoid(out.logits.float()), 0, orig_hw, info)  # over the T copies
+        return UQResult.from_samples(self.name, out.logits.float(), 0, orig_hw, info)  # over the T copies

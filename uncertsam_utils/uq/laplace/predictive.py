@@ -30,9 +30,17 @@ with N_i = N(μ; 0, b_i⁻² + v):
 at the variances a posterior with prior precision 1 produces; the maps that need the accurate
 expectations (MI, std) use the mixture in both cases.
 
-Logits are logit(p̄) = log p̄ − log(1 − p̄), both terms computed directly (no cancellation), and
-clamped like every fp32 method's to ±logit(1 − 1e-7) = ±16.1 (the mixture's Gaussian tails are
-lighter than the logistic's, so beyond |μ| ≈ 12 at small v its logit would overshoot).
+Logits are logit(p̄) = log p̄ − log(1 − p̄), unclamped like every method's (``uq.measures``), each
+term in log space. The mixture's Gaussian tails are lighter than the logistic's, so log p̄ from the
+mixture alone would overshoot far out in the tails (by 1 at μ = −16, v = 0). Exponential tilting
+gives an exact identity whose remaining expectation is close to 1 there: since σ(f) = e^f σ(−f),
+
+    E[σ(f)] = e^{μ + v/2} · E_{f′ ~ N(μ + v, v)}[σ(−f′)],
+
+so log p̄ = μ + v/2 + log(mixture of σ(−·) at (μ + v, v)); where μ + v < 0 that term is ≥ log ¼ and
+known to 6e-7. Each pixel takes the tilted or the direct form (log-ndtr, no underflow), whichever
+expectation the mixture estimates is larger, i.e. known to the smaller relative error.
+1 − p̄ is p̄ at −μ. The entropy of p̄ is then ``measures.entropy_from_logits`` of that logit (no floor).
 
 The ``paper`` recipe's Monte Carlo path (:func:`mc_maps`) samples z, not the 8,224 weights: the
 same distribution (z = W h + b is linear in the weights), S × C numbers per prompt instead of
@@ -44,8 +52,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-from ..measures import EPS
+from ..measures import EPS, entropy_from_logits
 
 # σ(x) ≈ Σ a_i Φ(b_i x): least-squares + Lawson minimax refinement on [−30, 30]; max error 6.0e-7.
 # Σ a_i / b_i² = 3.28978 ≈ π²/3, the logistic distribution's variance, as it must be.
@@ -85,6 +94,24 @@ class _Gaussian:
             x = self.mu[..., None] * (b / torch.sqrt(1.0 + b * b * self.var[..., None]))
             self._pq = (torch.special.ndtr(x) @ self.a, torch.special.ndtr(-x) @ self.a)
         return self._pq
+
+    def log_mean_sigmoid(self, sign: float = 1.0) -> torch.Tensor:
+        """log E[σ(sign · f)] (sign −1: log(1 − p̄)): the mixture directly, or tilted (module docstring),
+        whichever expectation the mixture estimates is larger (its 6e-7 error is then smallest relatively)."""
+        mu, v = sign * self.mu, self.var
+        scale = self.b / torch.sqrt(1.0 + self.b * self.b * v[..., None])
+        log_a = torch.log(self.a)
+        direct = torch.logsumexp(log_a + torch.special.log_ndtr(mu[..., None] * scale), dim=-1)
+        tilted = torch.logsumexp(log_a + torch.special.log_ndtr(-(mu + v)[..., None] * scale), dim=-1)
+        return torch.where(tilted > direct, mu + 0.5 * v + tilted, direct)
+
+    def logit(self, link: str = "mixture") -> torch.Tensor:
+        """logit(p̄), unclamped: log p̄ − log(1 − p̄) in log space (probit: μ / √(1 + π v / 8))."""
+        if link == "probit":
+            return self.mu / torch.sqrt(1.0 + (math.pi / 8.0) * self.var)
+        if link != "mixture":
+            raise ValueError(f"unknown link {link!r}; choose from {LINKS}")
+        return self.log_mean_sigmoid(1.0) - self.log_mean_sigmoid(-1.0)
 
     def densities(self) -> torch.Tensor:
         """N(μ; 0, b_i⁻² + v) with a trailing mixture dimension."""
@@ -146,28 +173,24 @@ def predictive_maps(mu: torch.Tensor, var: torch.Tensor, *, link: str = "mixture
                     std_nodes: int = STD_QUADRATURE_NODES, maps: tuple[str, ...] = MAP_NAMES):
     """Mean probability, its logit and the requested per-pixel maps for logits f ~ N(mu, var).
 
-    Returns ``(prob, logits, maps)``; logits = logit(p̄), clamped to ±16.1 (ε = 1e-7).
+    Returns ``(prob, logits, maps)``: logits = logit(p̄) unclamped (module docstring), prob = σ(logits),
+    the entropy H(p̄) from the logits (no floor), the mutual information H(p̄) − E[H(σ(f))].
     """
     gaussian = _Gaussian(mu, var)
-    p, q = gaussian.probabilities(link)
-    log_p, log_q = torch.log(p.clamp(EPS, 1.0)), torch.log(q.clamp(EPS, 1.0))
+    logits = gaussian.logit(link)
     out: dict[str, torch.Tensor] = {}
-    entropy = None
     for name in maps:
-        if name in ("entropy", "mutual_information") and entropy is None:
-            pc, qc = p.clamp(EPS, 1.0 - EPS), q.clamp(EPS, 1.0 - EPS)
-            entropy = -(pc * torch.log(pc) + qc * torch.log(qc))
         if name == "entropy":
-            out[name] = entropy
+            out[name] = entropy_from_logits(logits)
         elif name == "mutual_information":
-            out[name] = (entropy - gaussian.expected_entropy()).clamp_min(0.0)
+            out[name] = (entropy_from_logits(logits) - gaussian.expected_entropy()).clamp_min(0.0)
         elif name == "std":
             out[name] = gaussian.std(std_nodes)
         elif name == "logit_variance":
             out[name] = gaussian.var
         else:
             raise ValueError(f"unknown map {name!r}; choose from {MAP_NAMES}")
-    return p, log_p - log_q, out
+    return torch.sigmoid(logits), logits, out
 
 
 def pixel_logit_variance(z_cov: torch.Tensor, U: torch.Tensor, *, diagonal: bool = False) -> torch.Tensor:
@@ -197,6 +220,42 @@ def hyper_output_cholesky(cov: torch.Tensor) -> torch.Tensor:
     return factor
 
 
+class _SampleMoments:
+    """Running statistics of chunks of sampled logits (S, n, P): mean and M2 of σ(f) (Chan et al.'s
+    pairwise update), the summed entropies and, unclipped, log Σ σ(±f) for the log-space logit."""
+
+    def __init__(self, shape, device, clip_eps: float | None):
+        self.count, self.clip_eps = 0, clip_eps
+        self.mean, self.m2, self.entropy_sum = (torch.zeros(shape, device=device) for _ in range(3))
+        self.log_pos = self.log_neg = torch.full(shape, -math.inf, device=device)
+
+    def add(self, logits: torch.Tensor) -> None:
+        p = torch.sigmoid(logits)
+        k = p.shape[0]
+        chunk_mean = p.mean(0)
+        chunk_m2 = ((p - chunk_mean) ** 2).sum(0)
+        if self.clip_eps is None:
+            self.entropy_sum += entropy_from_logits(logits).sum(0)
+            self.log_pos = torch.logaddexp(self.log_pos, torch.logsumexp(F.logsigmoid(logits), 0))
+            self.log_neg = torch.logaddexp(self.log_neg, torch.logsumexp(F.logsigmoid(-logits), 0))
+        else:
+            pc = p.clamp(self.clip_eps, 1.0 - self.clip_eps)
+            self.entropy_sum += -(pc * torch.log(pc) + (1.0 - pc) * torch.log1p(-pc)).sum(0)
+        delta = chunk_mean - self.mean
+        total = self.count + k
+        self.mean += delta * (k / total)
+        self.m2 += chunk_m2 + delta * delta * (self.count * k / total)
+        self.count = total
+
+    def prediction(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(prob, logits, entropy of the mean): clipped to [ε, 1 − ε] (the paper), or unclamped from logits."""
+        if self.clip_eps is None:
+            logits = self.log_pos - self.log_neg
+            return torch.sigmoid(logits), logits, entropy_from_logits(logits)
+        pc = self.mean.clamp(self.clip_eps, 1.0 - self.clip_eps)
+        return pc, torch.log(pc) - torch.log1p(-pc), -(pc * torch.log(pc) + (1.0 - pc) * torch.log1p(-pc))
+
+
 def mc_maps(z_mean: torch.Tensor, z_cov: torch.Tensor, U: torch.Tensor, *, samples: int, generator: torch.Generator,
             clip_eps: float | None = PAPER_CLIP_EPS, max_chunk_elements: int = 2**25):
     """The paper's Monte Carlo predictive, sampling the hypernetwork output z ~ N(z_mean, z_cov).
@@ -204,8 +263,10 @@ def mc_maps(z_mean: torch.Tensor, z_cov: torch.Tensor, U: torch.Tensor, *, sampl
     ``z_mean`` (n, C), ``z_cov`` (n, C, C), ``U`` (n, C, m, m). Returns ``(prob, logits, maps)`` with
     p̄ = mean_s σ(f_s), the entropy of the mean, the mutual information H(p̄) − mean_s H(p_s), the
     unbiased std over samples and the closed-form logit variance. With ``clip_eps`` (the paper's
-    bf16 ε = 1e-2) the entropies and the logit use p clamped to [ε, 1 − ε] and the returned
-    probability is clamped likewise, reproducing the paper's [0.01, 0.99] / ±4.595 range.
+    bf16 ε = 1e-2, the ``laplace-paper`` method's documented definition) the entropies and the logit
+    use p clamped to [ε, 1 − ε] and the returned probability is clamped likewise, reproducing the
+    paper's [0.01, 0.99] / ±4.595 range; with ``clip_eps=None`` they follow the one convention of
+    ``uq.measures`` (logit of the mean in log space, entropies from logits, no clamp).
     Samples are drawn on the generator's device; chunks only bound memory (≤ ``max_chunk_elements``
     logits at a time); the result does not depend on the chunking except for float rounding.
     """
@@ -217,35 +278,16 @@ def mc_maps(z_mean: torch.Tensor, z_cov: torch.Tensor, U: torch.Tensor, *, sampl
     noise = torch.randn((samples, n, c), generator=generator, device=generator.device, dtype=torch.float32).to(device)
     z = z_mean.float()[None] + torch.einsum("ncd,snd->snc", factor.to(device), noise)  # (S, n, C)
     flat_u = U.float().reshape(n, c, pixels)
-    eps = EPS if clip_eps is None else float(clip_eps)
     chunk = max(1, min(samples, max_chunk_elements // max(1, n * pixels)))
-    count = 0
-    mean = torch.zeros(n, pixels, device=device)
-    m2 = torch.zeros(n, pixels, device=device)
-    entropy_sum = torch.zeros(n, pixels, device=device)
+    moments = _SampleMoments((n, pixels), device, None if clip_eps is None else float(clip_eps))
     for start in range(0, samples, chunk):  # chunks of samples: memory bound only, vectorised inside
-        logits = torch.einsum("snc,ncp->snp", z[start:start + chunk], flat_u)
-        p = torch.sigmoid(logits)
-        k = p.shape[0]
-        chunk_mean = p.mean(0)
-        chunk_m2 = ((p - chunk_mean) ** 2).sum(0)
-        pc = p.clamp(eps, 1.0 - eps)
-        entropy_sum += -(pc * torch.log(pc) + (1.0 - pc) * torch.log1p(-pc)).sum(0)
-        delta = chunk_mean - mean  # Chan et al.'s pairwise update of mean and M2
-        total = count + k
-        mean += delta * (k / total)
-        m2 += chunk_m2 + delta * delta * (count * k / total)
-        count = total
-    var = pixel_logit_variance(z_cov.to(device), flat_u)
-    pc = mean.clamp(eps, 1.0 - eps)
-    entropy = -(pc * torch.log(pc) + (1.0 - pc) * torch.log1p(-pc))
+        moments.add(torch.einsum("snc,ncp->snp", z[start:start + chunk], flat_u))
+    prob, logits, entropy = moments.prediction()
     maps = {
         "entropy": entropy,
-        "mutual_information": (entropy - entropy_sum / samples).clamp_min(0.0),
-        "std": (m2 / max(samples - 1, 1)).sqrt(),
-        "logit_variance": var,
+        "mutual_information": (entropy - moments.entropy_sum / samples).clamp_min(0.0),
+        "std": (moments.m2 / max(samples - 1, 1)).sqrt(),
+        "logit_variance": pixel_logit_variance(z_cov.to(device), flat_u),
     }
-    prob = pc if clip_eps is not None else mean
-    logits = torch.log(pc) - torch.log1p(-pc)
     shape = (n, U.shape[-2], m)
     return prob.reshape(shape), logits.reshape(shape), {k: v.reshape(shape) for k, v in maps.items()}

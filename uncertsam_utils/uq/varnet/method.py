@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..base import UQMethod, UQResult, encode_once
-from ..measures import binary_entropy
+from ..measures import entropy_from_logits
 from .head import VarianceHead, load_head, transformer_dim
 
 
@@ -70,7 +70,8 @@ class VarianceNetwork(UQMethod):
             method=self.name,
             logits=logits,
             prob=prob,
-            maps={"variance": torch.exp(log_variance), "log_variance": log_variance, "entropy": binary_entropy(prob)},
+            maps={"variance": torch.exp(log_variance), "log_variance": log_variance,
+                  "entropy": entropy_from_logits(logits)},
             default_map=self.default_map,
             orig_hw=encoding.orig_hw[0],
             info={"iou_pred": out.iou},

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .seeds import split_seeded
+from ..seeds import split_seeded
 
 KEYS = ["dataset", "image_id", "mask_id"]
 MEAN_ROW = "mean"
