@@ -319,6 +319,14 @@ def test_a_family_shares_encodings_and_banks_and_caches_each_module(tmp_path, mo
     none = train_fusion_family(root, nano_random, ["ones"], seeds=[0], config=config, progress=False,
                                log=lambda _msg: None)
     assert none == {"ones": [None]}  # a Laplace first pass without a posterior
+    from uncertsam_utils.refine.family import seeded_methods
+
+    last = seeded_methods("fusion-laplace", files["laplace"], [0, 1], nano_random, posterior, state="last",
+                          label="fusion-laplace.trained")
+    assert list(last) == ["fusion-laplace.trained.s0", "fusion-laplace.trained.s1"]
+    assert repr(last["fusion-laplace.trained.s1"]).count("#last") == 1
+    selected = seeded_methods("fusion-laplace", files["laplace"], [0, 1], nano_random, posterior)
+    assert str(files["laplace"][0]) in repr(selected["fusion-laplace.s0"]) and "#" not in repr(selected["fusion-laplace.s0"])
 
 
 def test_untrained_modules_are_recognised():

@@ -11,7 +11,9 @@
   (``refinement_claims``);
 * ``sentences``: the generated sentences of the notebooks' "What this shows" cells;
 * ``examples``: which objects a figure shows (worst, median, best by Δ);
-* ``notebook_text``: the "What this shows" sentences of the notebooks without an evaluation.
+* ``notebook_text``: the "What this shows" sentences of the notebooks without an evaluation;
+* ``seeds``: the spread over training seeds and the crossed images x seeds comparison (notebook 07);
+* ``laplace_text``: notebook 04's sentences on tempering (imported by module, not re-exported).
 
 Every public name is importable from here (``uncertsam_utils.analysis`` was one module in 0.2).
 """

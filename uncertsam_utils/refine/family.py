@@ -120,4 +120,26 @@ def find_fusion_modules(root: Path, loaded_model, variants: Sequence[str], *, gi
     return {name: out[name] for name in variants if name in out}
 
 
-__all__ = ["cached_fusion_path", "find_fusion_modules", "fusion_cache_key", "train_fusion_family"]
+def seeded_methods(variant: str, files: Sequence[Path], seeds: Sequence[int], loaded_model, posterior=None, *,
+                   state: str = "selected", label: str | None = None) -> dict:
+    """``{<label>.s<seed>: method}``: the ``variant`` (a ``fusion-*`` method name) with each seed's module
+    (``state``: the selected one or the last trained epoch's), checked against the model; ``posterior``
+    (a fitted posterior) is the Laplace first pass. The method's ``fusion`` (its repr, part of the
+    evaluation's cache key) names the file and the state."""
+    from ..seeds import seeded_name
+    from ..uq import METHODS
+    from .fusion import load_fusion
+    from .passes import UNCERTAINTY_SOURCES
+
+    cls = METHODS[variant]
+    first = posterior if UNCERTAINTY_SOURCES[cls.uncertainty][0] == "laplace" else None
+    out = {}
+    for seed, file in zip(seeds, files):
+        module, _ = load_fusion(file, model_identity(loaded_model), uncertainty=cls.uncertainty, state=state)
+        method = cls(fusion=module, posterior=first)
+        method.fusion = str(file) if state == "selected" else f"{file}#{state}"
+        out[seeded_name(label or variant, seed)] = method
+    return out
+
+
+__all__ = ["cached_fusion_path", "find_fusion_modules", "fusion_cache_key", "seeded_methods", "train_fusion_family"]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from uncertsam_utils.seed_analysis import (crossed_difference, crossed_table, describe_crossed, seed_groups,
+from uncertsam_utils.analysis.seeds import (crossed_difference, crossed_table, describe_crossed, seed_groups,
                                            seed_mean_rows, seed_spread)
 from uncertsam_utils.seeds import seed_names, seeded_name, split_seeded
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .seeds import split_seeded
+from ..seeds import split_seeded
 
 KEYS = ["dataset", "image_id", "mask_id"]
 MEAN_ROW = "mean"
@@ -253,5 +253,86 @@ def describe_crossed(summary: dict, label_a: str, label_b: str, *, decimals: int
             f"(SE seeds {summary['se_seed']:.{decimals}f}, images {summary['se_img']:.{decimals}f})")
 
 
+# ----------------------------------------------------------------------- training and selection
+
+def selection_table(records: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
+    """One row per (module, validated epoch) of the fusion modules' training records (``{label: [record
+    per seed]}``): the validation loss and mIoU, the paired Δ val mIoU against the untrained module
+    (epoch 0) over the fit/val masks with its standard error, and which epoch selection kept."""
+    rows = []
+    for label, group in records.items():
+        for record in group:
+            history = record["history"]
+            start = next((np.asarray(r["val_ious"]) for r in history if r["epoch"] == 0 and "val_ious" in r), None)
+            for row in history:
+                ious = np.asarray(row.get("val_ious", []), dtype=np.float64)
+                delta = ious - start if start is not None and ious.size == start.size else None
+                rows.append({"variant": label, "regime": record.get("regime"), "seed": record["seed"],
+                             "epoch": row["epoch"], "train loss": row.get("train_loss", math.nan),
+                             "val loss": row["val_loss"], "val mIoU": row["val_miou"],
+                             "Δ val mIoU vs epoch 0": math.nan if delta is None else float(delta.mean()),
+                             "SE": math.nan if delta is None else float(delta.std(ddof=1) / math.sqrt(delta.size)),
+                             "kept": row["epoch"] == record["best_epoch"],
+                             "stopped early": bool(record.get("stopped_early")) and row["epoch"] == record["last_epoch"]})
+    return pd.DataFrame(rows)
+
+
+def describe_selection(table: pd.DataFrame, *, decimals: int = 4) -> str:
+    """How many modules fit/val selection kept untrained, and what the trained epochs did on fit/val."""
+    kept = table[table["kept"]]
+    modules = len(kept)
+    untrained = int((kept["epoch"] == 0).sum())
+    trained = table[table["epoch"] > 0]["Δ val mIoU vs epoch 0"].dropna()
+    text = (f"Fit/val selection kept the untrained module (epoch 0, mask-prompt refinement of the first pass) for "
+            f"{untrained} of {modules} modules")
+    if trained.size:
+        text += (f"; the trained epochs moved the fit/val mIoU by {trained.min():+.{decimals}f} to "
+                 f"{trained.max():+.{decimals}f} against epoch 0")
+    better = kept[kept["epoch"] > 0]
+    if len(better):
+        text += f"; {len(better)} kept a trained epoch ({', '.join(f'{r.variant} seed {r.seed}: epoch {r.epoch}' for r in better.itertuples())})"
+    return text + "."
+
+
+def _verdict(summary: dict) -> str:
+    if summary["identical"]:
+        return "identical by construction"
+    if summary["lo"] > 0:
+        return "higher"
+    if summary["hi"] < 0:
+        return "lower"
+    return "no difference detectable"
+
+
+def _row(spread: pd.DataFrame, label: str, decimals: int) -> str:
+    row = spread.loc[label]
+    sd = "" if row["seeds"] < 2 else f" ± {row['sd']:.{decimals}f} (sd over {int(row['seeds'])} seeds)"
+    return f"{row['mean']:.{decimals}f}{sd}"
+
+
+def describe_refinement(spread: pd.DataFrame, tests: Mapping[tuple, dict], selection_text: str = "", *,
+                        decimals: int = 4) -> str:
+    """Notebook 07's summary: the selection, each fused row against mask-prompt and the baseline, the
+    ones-map test on the selected and the trained modules, and the click against the box regime, from
+    ``seed_spread`` (mean mIoU, indexed by row label) and ``crossed_difference`` results keyed (a, b)."""
+    lines = [selection_text] if selection_text else []
+    for row in [r for r in spread.index if r.startswith("fusion-")]:
+        parts = [f"{b}: {_verdict(tests[row, b])}, Δ {tests[row, b]['difference']:+.{decimals}f} "
+                 f"[{tests[row, b]['lo']:+.{decimals}f}, {tests[row, b]['hi']:+.{decimals}f}]"
+                 for b in ("mask-prompt", "baseline") if (row, b) in tests]
+        lines.append(f"`{row}`: mean mIoU {_row(spread, row, decimals)}" + (f"; against {'; against '.join(parts)}"
+                                                                               if parts else ""))
+    for a, b, which in (("fusion-laplace", "fusion-ones", "selected"),
+                        ("fusion-laplace (trained)", "fusion-ones (trained)", "trained (last epoch)")):
+        if (a, b) in tests:
+            lines.append(f"The ones-map test on the {which} modules: " + describe_crossed(tests[a, b], a, b, decimals=decimals))
+    click, trained = "fusion-laplace (click, trained)", "fusion-laplace (trained)"
+    if click in spread.index and trained in spread.index:
+        lines.append(f"Regimes: the paper's click regime gives {click} {_row(spread, click, decimals)} against "
+                     f"{_row(spread, trained, decimals)} for the box regime's trained modules "
+                     f"(Δ {spread.loc[click, 'mean'] - spread.loc[trained, 'mean']:+.{decimals}f} mean mIoU)")
+    return "\n".join(f"- {line.rstrip('.')}." for line in lines)
+
+
 __all__ = ["crossed_difference", "crossed_table", "dataset_means", "describe_crossed", "seed_groups", "seed_mean_rows",
-           "seed_spread"]
+           "seed_spread", "selection_table", "describe_selection", "describe_refinement"]
