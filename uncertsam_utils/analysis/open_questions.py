@@ -7,7 +7,7 @@ Per question (``QUESTIONS``: what it compares and claims; its arms are ``arms.QU
   Table 1's columns (mIoU per domain and the unweighted mean over the domains, mBIoU's mean), the
   seeds, the sd over seeds of the mean mIoU and the epochs fit/val selected;
 * ``tests_table``: the question's comparisons (``Question.comparisons``) as Δ tables that count both
-  the test images and the training seeds (``seed_analysis.crossed_table``: per domain a crossed
+  the test images and the training seeds (``analysis.seeds.crossed_table``: per domain a crossed
   bootstrap, Holm across the domains; the mean over the domains with a t interval of both standard
   errors), for both states;
 * ``question_claim``: the scorecard row, decided on the trained modules (what training does; the
@@ -25,7 +25,7 @@ import pandas as pd
 from dataclasses import dataclass, field
 
 from ..openq.arms import QUESTION_METHODS, REFERENCES
-from ..seed_analysis import crossed_table
+from .seeds import crossed_table
 from ..seeds import seeded_name
 
 STATES = ("trained", "selected")
