@@ -36,6 +36,14 @@
 # usually the untrained module, which says nothing about the map. Scores are Table 1's (mIoU and mBIoU
 # per domain, the box prompt, every test image); differences are bootstrapped over test images and
 # training seeds together (a crossed bootstrap), Holm-corrected across the domains.
+#
+# **Budget.** Every question's arms run for 3 training seeds; leave-one-domain-out adds one arm per
+# domain and seed, 54 arms in all. The mini profile (`params/mini.yaml`) therefore trains each arm
+# for one epoch on **160** images (exposure arms: 96 fit/train images and 8 val images of each
+# domain), selects on **48** fit/val images and scores every test image of the eight domains, so that
+# the notebook finishes within 30 minutes on two CPU cores; the defaults below (400 training and 200
+# fit/val images, as notebook 07) are for a machine with more time. A small training budget makes
+# small effects: the answers are about what this budget can show, each with its interval.
 
 # %% tags=["parameters"]
 data_root = None  # benchmark root in the published layout; None: the generated UncertSAM-mini
@@ -125,9 +133,21 @@ history[history["hold_out"].isna()].pivot_table(index=["method", "seed"], column
 # For each question: its table (each method, trained and selected, mean over seeds, and the
 # references), the comparisons (Δ = a − b, crossed bootstrap over images and seeds, per domain and the
 # mean over the domains), a figure, the scorecard row and what it shows.
+#
+# **The rule of each verdict** (stated before the numbers, computed by `analysis.delta_claim` and
+# `analysis.joint_claim`): the question's claim *holds* when its treatment (trained, last epoch) beats
+# **both** its ones-map control and the post-hoc baseline: for each of the two comparisons, the 95 %
+# interval of the mean Δ mIoU over the domains (a t interval with both standard errors: test images
+# and training seeds, `analysis.seeds.crossed_difference`) lies above 0 and no domain is
+# Holm-significantly lower (crossed bootstrap per domain, Holm across the eight domains). It *does not
+# hold* when either interval lies below 0 or at least half of the domains are significantly lower;
+# otherwise it is *inconclusive*. Both comparisons must hold (an intersection–union test), so no
+# correction across the two is needed. A difference whose interval lies within ±0.005 mIoU is said to
+# be "no difference", with its interval.
 
 # %%
-claims, texts = [], {}
+# NBVAL_CHECK_OUTPUT
+claims, texts, figures = [], {}, {}
 rests = f"{len(train_seeds)} training seeds per method"
 for slug in questions:
     question = report.QUESTIONS[slug]
@@ -141,11 +161,19 @@ for slug in questions:
                                     note=texts[slug] + "\n\n" + note)
     written += analysis.write_table(tests, tables_dir() / f"{stem}_tests",
                                     title=f"Q{question.number}: {question.title}, paired differences", note=note)
-    question_figure(question, results, tests, datasets, path=figures_dir() / f"{stem}.png")
+    figures[slug] = question_figure(question, results, tests, datasets, path=figures_dir() / f"{stem}.png")
     written.append(figures_dir() / f"{stem}.png")
-    plt.show()
+    plt.close(figures[slug])
+    print(report.headline(question, tests, claim))
+
+# %% [markdown]
+# The figures, what each question's evidence shows, and its table (mean over seeds):
+
+# %%
+for slug in questions:
+    display(figures[slug])
     display(Markdown(texts[slug]))
-    display(table.round(4))
+    display(report.method_table(results, training, report.QUESTIONS[slug], datasets).round(4))
 
 # %% [markdown]
 # ## Question 4, the other half: combined maps and the errors
@@ -155,6 +183,7 @@ for slug in questions:
 # the masks of each domain.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 if not run.correlation.empty:
     correlation = report.correlation_table(run.correlation, datasets)
     correlation_text = report.describe_correlation(run.correlation, n_boot=n_boot, seed=seed)
@@ -162,14 +191,17 @@ if not run.correlation.empty:
                                     title="Q4: Pearson r of each map with the Laplace first pass's soft error",
                                     note=correlation_text + "\n\n" + note)
     texts["correlation"] = correlation_text
-    display(Markdown(correlation_text))
+    print(correlation_text)
     display(correlation.round(3))
 
 # %% [markdown]
 # ## The scorecard and what this shows
 
 # %%
+# NBVAL_CHECK_OUTPUT
 written += update_claims(claims)
+for claim in claims:
+    print(f"{claim.id}: {claim.verdict}")
 display(Markdown("\n\n".join(texts.values())))
 wall, cpu = time.perf_counter() - clock[0], time.process_time() - clock[1]
 print(f"notebook 09: {wall:.0f} s wall, {cpu:.0f} s CPU, load average {clock[2][0]:.1f} -> {os.getloadavg()[0]:.1f}")

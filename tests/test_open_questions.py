@@ -139,3 +139,75 @@ def test_arms_share_the_pool_and_start_from_the_same_untrained_module(tiny_bench
         assert result.last is not None and result.cpu_seconds > 0
     lodo = train_arm(pool, Arm("lodo-laplace", data="lodo", hold_out="COIFT", seed=1), **quiet)
     assert lodo.best_epoch == 0 and np.isnan(lodo.history[-1]["val_miou"])  # not validated
+
+
+# ------------------------------------------------------------------------------ the reporting
+
+def _results(effects: dict, *, seeds=(0, 1, 2), datasets=("BIG", "COIFT", "ISTD"), images=8, noise=0.02, seed=0):
+    """Per-mask scores of the references and of each method of ``effects`` (method → IoU shift), both states,
+    every seed scoring the same masks (a base IoU per mask, a seed offset and per-mask noise)."""
+    rng = np.random.default_rng(seed)
+    keys = [(d, i, m) for d in datasets for i in range(images) for m in range(2)]
+    base = rng.uniform(0.3, 0.8, len(keys))
+    frame = pd.DataFrame(keys, columns=["dataset", "image_id", "mask_id"])
+    rows = [frame.assign(method=name, IoU=base + shift, BIoU_2=base / 2, seed=np.nan, state="reference")
+            for name, shift in (("baseline", 0.0), ("mask-prompt", 0.01), ("untrained", 0.01))]
+    for method, shift in effects.items():
+        for s in seeds:
+            for state in ("trained", "selected"):
+                iou = base + shift + rng.normal(0, 0.003) + rng.normal(0, noise, len(keys))
+                rows.append(frame.assign(method=method, IoU=iou, BIoU_2=iou / 2, seed=s, state=state))
+    return pd.concat(rows, ignore_index=True)
+
+
+Q1_METHODS = ("e2e-laplace", "e2e-ones", "post-hoc-laplace", "post-hoc-ones")
+
+
+def test_method_table_is_the_mean_over_seeds_of_the_mean_over_domains():
+    from uncertsam_utils.analysis.open_questions import method_table
+
+    results = _results(dict(zip(Q1_METHODS, (0.05, 0.0, 0.0, 0.0))))
+    training = pd.DataFrame({"method": ["e2e-laplace"] * 3, "hold_out": [None] * 3, "seed": [0, 1, 2],
+                             "selected_epoch": [0, 1, 0]})
+    table = method_table(results, training, QUESTIONS["end_to_end"], ["BIG", "COIFT", "ISTD"])
+    assert list(table["method"][:3]) == ["baseline", "mask-prompt", "untrained"]
+    row = table[(table["method"] == "e2e-laplace") & (table["state"] == "trained")].iloc[0]
+    part = results[(results["method"] == "e2e-laplace") & (results["state"] == "trained")]
+    per_seed = [np.mean([part[(part["seed"] == s) & (part["dataset"] == d)]["IoU"].mean()
+                         for d in ("BIG", "COIFT", "ISTD")]) for s in (0, 1, 2)]
+    assert row["mIoU"] == pytest.approx(np.mean(per_seed), abs=1e-12)
+    assert row["sd over seeds"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-12)
+    assert row["seeds"] == 3
+    selected = table[(table["method"] == "e2e-laplace") & (table["state"] == "selected")].iloc[0]
+    assert selected["selected epochs"] == "0/1/0"
+
+
+def test_claims_follow_the_stated_rule_and_the_sentences_give_the_interval():
+    from uncertsam_utils.analysis.open_questions import (describe_question, headline, question_claim,
+                                                         tests_table)
+
+    question = QUESTIONS["end_to_end"]
+    verdicts = {}
+    for label, shifts in {"better": (0.05, 0.0, 0.0, 0.0), "worse": (-0.05, 0.0, 0.0, 0.0),
+                          "equal": (0.0, 0.0, 0.0, 0.0)}.items():
+        results = _results(dict(zip(Q1_METHODS, shifts)), noise=0.01)
+        tests = tests_table(results, question, n_boot=300, seed=0)
+        assert set(tests["state"]) == {"trained", "selected"}
+        mean = tests[(tests["dataset"] == "mean") & (tests["method_a"] == "e2e-laplace")
+                     & (tests["method_b"] == "e2e-ones") & (tests["state"] == "trained")].iloc[0]
+        a = results[(results["method"] == "e2e-laplace") & (results["state"] == "trained")]
+        b = results[(results["method"] == "e2e-ones") & (results["state"] == "trained")]
+        direct = (a.groupby("dataset")["IoU"].mean() - b.groupby("dataset")["IoU"].mean()).mean()
+        assert mean["difference"] == pytest.approx(direct, abs=1e-9)  # seeds paired, masks shared
+        assert mean["lo"] < mean["difference"] < mean["hi"]
+        claim = question_claim(question, tests, rests_on="3 training seeds")
+        verdicts[label] = claim.verdict
+        text = describe_question(question, pd.DataFrame({"state": [], "selected epochs": []}), tests, claim)
+        assert f"**{claim.verdict}**" in text
+        line = headline(question, tests, claim)
+        assert line.startswith(f"Q1 end_to_end: {claim.verdict}; e2e-laplace − e2e-ones {mean['difference']:+.4f}")
+        if label == "equal":
+            small = abs(mean["lo"]) < 0.005 and abs(mean["hi"]) < 0.005
+            assert ("no difference: the interval lies within ±0.005" in text) == small
+            assert f"[{mean['lo']:+.4f}, {mean['hi']:+.4f}]" in text
+    assert verdicts == {"better": "holds", "worse": "does not hold", "equal": "inconclusive"}

@@ -208,6 +208,19 @@ def describe_question(question: Question, table: pd.DataFrame, tests: pd.DataFra
     return "\n".join(lines)
 
 
+def headline(question: Question, tests: pd.DataFrame, claim) -> str:
+    """One line per question: its verdict and the trained modules' mean Δ mIoU of each comparison with its
+    interval (what notebook 09's checked cell prints)."""
+    parts = []
+    for a, b in question.comparisons:
+        part = _pair(tests, a, b)
+        if part.empty:
+            continue
+        mean = part[part["dataset"] == "mean"].iloc[0]
+        parts.append(f"{a} − {b} {mean['difference']:+.4f} [{mean['lo']:+.4f}, {mean['hi']:+.4f}]")
+    return f"Q{question.number} {question.slug}: {claim.verdict}; " + "; ".join(parts)
+
+
 def correlation_table(correlation: pd.DataFrame, datasets) -> pd.DataFrame:
     """Mean Pearson r per map and domain (and the mean over domains) with the Laplace first pass's error."""
     table = correlation.groupby(["method", "dataset"])["pearson"].mean().unstack("dataset")
@@ -235,5 +248,5 @@ def describe_correlation(correlation: pd.DataFrame, *, n_boot: int = 10000, seed
     return " ".join(lines)
 
 
-__all__ = ["QUESTIONS", "correlation_table", "describe_correlation", "describe_question", "method_table",
+__all__ = ["QUESTIONS", "correlation_table", "describe_correlation", "describe_question", "headline", "method_table",
            "question_claim", "tests_table"]
