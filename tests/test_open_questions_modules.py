@@ -214,7 +214,7 @@ def test_bank_scores_equal_the_drivers_columns(eval_bench, predictor, tmp_path):
     from uncertsam_utils.evaluation import build_methods, evaluate_datasets, load_results
     from uncertsam_utils.evaluation.bank import EvaluationBank
     from uncertsam_utils.metrics.accuracy import error_pearson
-    from uncertsam_utils.uq.measures import binary_entropy
+    from uncertsam_utils.uq.measures import entropy_from_logits
 
     datasets = ["BIG", "COIFT"]
     methods = build_methods(["baseline", "mask-prompt"], None)
@@ -239,7 +239,7 @@ def test_bank_scores_equal_the_drivers_columns(eval_bench, predictor, tmp_path):
     pearson = []
     for image in bank.images:
         logits = image.passes["sam"].logits
-        pearson += list(error_pearson(image.targets, logits, {"e": binary_entropy(torch.sigmoid(logits))},
+        pearson += list(error_pearson(image.targets, logits, {"e": entropy_from_logits(logits)},
                                       image.orig_hw)["e"])
     baseline = both[both["method"] == "baseline"].sort_values(["dataset", "image_id", "mask_id"])
     order = [(im.dataset, im.image_id, m) for im in bank.images for m in im.mask_ids]

@@ -80,10 +80,11 @@ def error_pearson(targets: AccuracyTargets, logits: torch.Tensor, maps: dict[str
     from ..model.predictor import Predictor
     from .correlation import pearson
     from .per_mask import half_bilinear
+    from .shared import soft_error_from_logits
 
     def at_evaluation_size(x: torch.Tensor) -> torch.Tensor:
         up = Predictor.upsample(x.detach().float().cpu(), tuple(orig_hw))
         return half_bilinear(up) if targets.half_resolution else up
 
-    error = (targets.unpack("gt").float() - torch.sigmoid(at_evaluation_size(logits))).abs()
+    error = soft_error_from_logits(at_evaluation_size(logits), targets.unpack("gt"))  # the CSV's convention
     return {name: np.asarray(pearson(at_evaluation_size(m), error), dtype=np.float64) for name, m in maps.items()}
