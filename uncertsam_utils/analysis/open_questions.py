@@ -187,8 +187,12 @@ def _difference(tests: pd.DataFrame, a: str, b: str, state: str = "trained", dec
     up = int((per["significant"] & (per["difference"] > 0)).sum())
     down = int((per["significant"] & (per["difference"] < 0)).sum())
     return (f"{a} − {b}: {text} mIoU ({verdict}; Holm-significantly higher on {up} and lower on {down} of "
-            f"{len(per)} domains; {int(mean['seeds'])} seeds, SE over seeds {mean['se_seed']:.4f} and over images "
-            f"{mean['se_img']:.4f}: the {mean['dominant']} dominate)")
+            f"{len(per)} domains; {_count(int(mean['seeds']), 'seed')}, SE over seeds {mean['se_seed']:.4f} and over "
+            f"images {mean['se_img']:.4f}: the {mean['dominant']} dominate)")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def describe_question(question: Question, table: pd.DataFrame, tests: pd.DataFrame, claim) -> str:

@@ -43,14 +43,14 @@ def question_figure(question, results: pd.DataFrame, tests: pd.DataFrame, datase
             left.axhline(value, color="0.35", linestyle=REFERENCE_STYLES[name], linewidth=0.9, label=f"{name} {value:.4f}")
     left.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
     left.set_ylabel("mIoU, mean over the domains")
-    left.set_title("per seed: filled trained (last epoch), hollow selected on fit/val", fontsize=8.5)
+    left.set_title("per seed: filled trained (last epoch),\nhollow selected on fit/val", fontsize=8.5)
     left.legend(fontsize=7, loc="best", frameon=False)
     trained = tests[tests["state"] == "trained"].copy()
     trained["method_a"] = trained["method_a"] + " − " + trained["method_b"]
     delta_panel(right, trained, "IoU", list(datasets), list(dict.fromkeys(trained["method_a"])),
                 ylabel="Δ mIoU (trained modules)")
     right.axhline(0.0, color="0.5", linewidth=0.8)
-    right.set_title("differences per domain (crossed bootstrap over images and seeds, filled: Holm-significant) "
+    right.set_title("differences per domain (crossed bootstrap over images and seeds, filled: Holm-significant)\n"
                     "and their mean (t interval of both standard errors)", fontsize=8.5)
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.suptitle(f"Q{question.number} · {question.title}", fontsize=11)
