@@ -3,8 +3,8 @@
 A trained method (a fusion module, the variance head) evaluated with S seeds has two sources of
 variation in any comparison: the test images (another sample of images would move every mean) and
 the training seeds (retraining would move the method). Images and seeds are **crossed**: every seed's
-method is scored on the same masks. For two methods a and b (b may be unseeded, e.g. the baseline;
-seeded a and b are paired by seed: the same init and data stream):
+method is scored on the same masks. For two methods a and b (either may be unseeded, e.g. the baseline,
+and is then the same for every seed; seeded a and b are paired by seed: the same init and data stream):
 
 * ``D_s``: the mean over datasets of the mean over masks of a_s − b_s; ``D`` = mean over seeds of D_s;
 * ``SE_seed`` = sd_s(D_s) / √S: the training seeds' part, on the fixed test images;
@@ -93,6 +93,8 @@ class _Layout:
     """Per-mask differences of the seeds, summed per image: what every resample reweights."""
 
     def __init__(self, results: pd.DataFrame, a: Sequence[str], b: Sequence[str], metric: str):
+        if len(a) == 1 and len(b) > 1:  # an unseeded a against a seeded b: a is the same for every seed
+            a = list(a) * len(b)
         if len(b) not in (1, len(a)):
             raise ValueError("b has one name (unseeded) or one per seed of a")
         b = list(b) * len(a) if len(b) == 1 else list(b)
@@ -237,6 +239,20 @@ def crossed_table(results: pd.DataFrame, a: Sequence[str], b: Sequence[str], met
     return table.assign(**extras)
 
 
+def describe_sources(table: pd.DataFrame, *, decimals: int = 4) -> str:
+    """The seeds and the two sources of variation of a ``crossed_table`` (its mean row) in a few words;
+    '' for a Δ table without seeds (e.g. from ``comparisons``)."""
+    if "dominant" not in table.columns:
+        return ""
+    row = table[table["dataset"] == MEAN_ROW].iloc[0]
+    seeds = f"{int(row['seeds'])} seed{'s' if row['seeds'] > 1 else ''}"
+    if row["identical"]:
+        return f"{seeds}; identical by construction on every mask (no interval to compute)"
+    f = f".{decimals}f"
+    return (f"{seeds}; SE over seeds {row['se_seed']:{f}}, over images {row['se_img']:{f}}: the {row['dominant']} "
+            f"dominate; crossed bootstrap [{row['crossed_lo']:+{f}}, {row['crossed_hi']:+{f}}]")
+
+
 def describe_crossed(summary: dict, label_a: str, label_b: str, *, decimals: int = 4) -> str:
     """One sentence: the difference, its interval and df, the crossed bootstrap, the dominant source."""
     metric = {"IoU": "mIoU", "BIoU_2": "mBIoU"}.get(summary["metric"], summary["metric"])
@@ -334,5 +350,5 @@ def describe_refinement(spread: pd.DataFrame, tests: Mapping[tuple, dict], selec
     return "\n".join(f"- {line.rstrip('.')}." for line in lines)
 
 
-__all__ = ["crossed_difference", "crossed_table", "dataset_means", "describe_crossed", "seed_groups", "seed_mean_rows",
-           "seed_spread", "selection_table", "describe_selection", "describe_refinement"]
+__all__ = ["crossed_difference", "crossed_table", "dataset_means", "describe_crossed", "describe_sources", "seed_groups",
+           "seed_mean_rows", "seed_spread", "selection_table", "describe_selection", "describe_refinement"]
