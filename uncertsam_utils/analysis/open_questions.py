@@ -156,11 +156,14 @@ def _pair(tests: pd.DataFrame, a: str, b: str, state: str = "trained") -> pd.Dat
 def question_claim(question: Question, tests: pd.DataFrame, *, rests_on: str):
     """The scorecard row of a question (module docstring)."""
     from .claims import delta_claim, joint_claim
+    from .seeds import describe_sources
 
-    test = "crossed bootstrap over images and training seeds (trained modules, last epoch)"
-    parts = [delta_claim(question.claim_id, question.statement, _pair(tests, question.treatment, other), "higher",
-                         notebook=NOTEBOOK, source="ours", test=test, extra_rests_on=rests_on)
-             for other in (question.control, question.post_hoc)]
+    test = ("mean over the domains: t interval of the images' and the training seeds' standard errors; per domain: "
+            "crossed bootstrap over images and seeds (trained modules, last epoch)")
+    pairs = [_pair(tests, question.treatment, other) for other in (question.control, question.post_hoc)]
+    parts = [delta_claim(question.claim_id, question.statement, pair, "higher", notebook=NOTEBOOK, source="ours",
+                         test=test, extra_rests_on=rests_on, note=describe_sources(pair), decimals=4)
+             for pair in pairs]
     return joint_claim(question.claim_id, question.statement, parts, notebook=NOTEBOOK)
 
 
