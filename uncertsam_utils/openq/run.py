@@ -149,11 +149,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=["nan", ""])
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+def _write_csv(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Write ``frame`` and return it as read back: a fresh run then reports the values a cached run reads
+    (6 significant digits), so both write byte-identical tables."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False, float_format="%.6g")
     tmp.replace(path)
+    return _read_csv(path)
 
 
 def _references(lazy: _Lazy, key: dict, log) -> pd.DataFrame:
@@ -175,7 +178,7 @@ def _references(lazy: _Lazy, key: dict, log) -> pd.DataFrame:
     frame = pd.concat([bank.score("baseline", lambda image: image.passes["sam"].logits),
                        bank.score("mask-prompt", refined("sam")), bank.score("untrained", refined("laplace"))],
                       ignore_index=True).assign(state="reference")
-    _write_csv(frame, folder / "scores.csv")
+    frame = _write_csv(frame, folder / "scores.csv")
     _record(folder, {**key, "part": "references"})
     return frame
 
@@ -215,7 +218,7 @@ def _arm(lazy: _Lazy, arm: Arm, key: dict, untrained: pd.DataFrame, cpu: dict, p
               "eval_cpu_seconds": round(time.process_time() - tic, 2),
               "last_state": result.last, "selected_state": result.selected}
     save_atomic(record, record_path)
-    _write_csv(scores, scores_path)
+    scores = _write_csv(scores, scores_path)
     _record(folder, arm_key)
     return scores, record
 
@@ -241,6 +244,6 @@ def _correlation(lazy: _Lazy, key: dict, log) -> pd.DataFrame:
             rows.append(pd.DataFrame({"image_id": image.image_id, "mask_id": image.mask_ids, "dataset": image.dataset,
                                       "method": name, "pearson": r}))
     frame = pd.concat(rows, ignore_index=True)
-    _write_csv(frame, folder / "pearson.csv")
+    frame = _write_csv(frame, folder / "pearson.csv")
     _record(folder, {**key, "part": "correlation"})
     return frame
