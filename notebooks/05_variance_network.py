@@ -51,7 +51,8 @@ checkpoint = None  # None: the model's own weights; "random": random weights (fo
 device = "cpu"
 epochs = None  # None: the recipe's default (VarnetTrainConfig.epochs)
 fit_images = None  # None: all of fit/train; N: the first N (and N/4 validation images), for smoke tests
-seed = 0
+seed = 0  # the reference seed: the figures here and notebook 06's `varnet` row
+seeds = [0, 1, 2]  # training seeds (each cached): the spread over seeds here and in notebook 06 (`varnet.s<k>`)
 images_per_domain = 1
 
 # %%
@@ -66,8 +67,8 @@ from uncertsam_utils.data.mini import ensure_mini
 from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, row_from_result
-from uncertsam_utils.uq.varnet import VarianceNetwork
-from uncertsam_utils.uq.varnet.training import VarnetTrainConfig, cached_head_path, train_or_load
+from uncertsam_utils.uq.varnet import VarianceNetwork, load_head
+from uncertsam_utils.uq.varnet.training import VarnetTrainConfig, train_or_load_seeds
 
 loaded = load_model(model, checkpoint, device=device)
 root = Path(data_root) if data_root is not None else ensure_mini()
@@ -76,21 +77,34 @@ config = VarnetTrainConfig() if epochs is None else dataclasses.replace(VarnetTr
 print(f"model: {loaded.label}\ndata: {root}\nrecipe: {config}")
 
 # %% [markdown]
-# ## Training (cached)
+# ## Training (cached), one head per seed
 #
-# The head is trained on `fit/train` and selected on `fit/val`, or read from the cache when these
+# Each head is trained on `fit/train` and selected on `fit/val`, or read from the cache when these
 # inputs (model identity, recipe, seed, data) were trained before. The image encoder runs once per
-# image before the first epoch; each epoch then costs only the frozen decoder and the head.
-# The same head is what `uncertsam train varnet` writes and what the evaluation notebook picks up.
+# image before the first epoch, for all the seeds that still need training; each epoch then costs
+# only the frozen decoder and the head. The seeds differ in the head's initialisation, the order of
+# the images and the box jitter; the spread over them is the part of any comparison that retraining
+# would move. The heads are what `uncertsam train varnet --seed S` writes and what the evaluation
+# notebook picks up (seed `seed` as `varnet`, the others as `varnet.s<k>`).
 
 # %%
-head_path = cached_head_path(root, loaded, config, seed, fit_images)
-print(head_path)
-head, record = train_or_load(root, loaded, config=config, seed=seed, limit=fit_images)
+seeds = sorted({int(seed), *map(int, seeds)})
+heads = train_or_load_seeds(root, loaded, seeds, config=config, limit=fit_images)
+records = {s: load_head(path, loaded).training_record for s, path in heads.items()}
+record = records[seed]
+head = load_head(heads[seed], loaded)
 history = pd.DataFrame(record["history"]).set_index("epoch")
-print(f"best epoch {record['best_epoch']} of {len(history)}; training took {record['train_seconds'] / 60:.1f} min "
-      f"on {record['threads']} thread(s)")
-history
+rows = []
+for s, rec in records.items():
+    best = next(row for row in rec["history"] if row["epoch"] == rec["best_epoch"])
+    rows.append({"seed": s, "best epoch": rec["best_epoch"], "val loss": best["val_loss"],
+                 "val Pearson (s)": best["val_pearson"], "val Pearson (e^s)": best["val_pearson_variance"],
+                 "train minutes": rec["train_seconds"] / 60, "CPU minutes": rec.get("cpu_seconds", float("nan")) / 60})
+seed_table = pd.DataFrame(rows).set_index("seed")
+spread = seed_table.agg(["mean", "std"])
+print(f"{len(seeds)} seeds; reference seed {seed}: best epoch {record['best_epoch']} of {len(history)}, "
+      f"{record['train_seconds'] / 60:.1f} min on {record['threads']} thread(s)")
+pd.concat([seed_table, spread.rename(index={"mean": "mean", "std": "sd over seeds"})])
 
 # %% [markdown]
 # ## Training curves
@@ -99,14 +113,21 @@ history
 # Pearson correlation with the soft error |y − σ(z)| over all pixels of all validation objects
 # (tight boxes, the evaluation prompt), of *s* (the paper's `val_pearson`) and of the variance e^s
 # (the map we report), next to that of the baseline's map, the entropy of SAM's own prediction (the
-# prediction is frozen, so it is the same every epoch). The marked epoch, lowest validation loss, is
-# the one kept.
+# prediction is frozen, so it is the same every epoch). The reference seed is drawn solid, the other
+# seeds faint; the marked epoch, the reference seed's lowest validation loss, is the one kept.
 
 # %%
 fig, (ax_loss, ax_corr) = plt.subplots(1, 2, figsize=(10, 3.6))
 colour = METHOD_COLOURS["varnet"]
+for s_other, rec in records.items():
+    if s_other != seed:
+        other = pd.DataFrame(rec["history"]).set_index("epoch")
+        ax_loss.plot(other.index, other["val_loss"], "-", color=colour, alpha=0.3, lw=1)
+        ax_corr.plot(other.index, other["val_pearson"], "-", color=colour, alpha=0.3, lw=1)
 ax_loss.plot(history.index, history["train_loss"], "o--", color=colour, alpha=0.6, label="train")
-ax_loss.plot(history.index, history["val_loss"], "s-", color=colour, label="validation")
+others = ", ".join(str(s_other) for s_other in records if s_other != seed)
+ax_loss.plot(history.index, history["val_loss"], "s-", color=colour,
+             label=f"validation (seed {seed}" + (f"; faint: seeds {others})" if others else ")"))
 ax_loss.axvline(record["best_epoch"], color="grey", linestyle=":", label="kept")
 ax_loss.set(xlabel="epoch", ylabel="½[e^(−s)(p − y)² + s], mean per pixel", title="Gaussian NLL")
 ax_loss.legend()
@@ -133,7 +154,7 @@ plt.show()
 
 # %%
 predictor = Predictor(loaded.model)
-varnet = VarianceNetwork(head, source=str(head_path))
+varnet = VarianceNetwork(head, source=str(heads[seed]))
 rows = []
 for dataset in datasets:
     reader = SplitReader(root, dataset, "test")

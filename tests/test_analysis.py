@@ -385,3 +385,37 @@ def test_resamples_without_a_value_are_counted_not_dropped_silently():
     assert delta.iloc[0]["undefined_resamples"] > 0
     table = winners(frame, "IoU", n_boot=400, seed=0)
     assert table.iloc[0]["undefined_resamples"] > 0 and 0 <= table.iloc[0]["p_best"] <= 1
+
+
+def test_laplace_claims_give_every_recipe_a_row():
+    rng = np.random.default_rng(11)
+    rows = []
+    for dataset in ("A", "B"):
+        for image in range(15):
+            for mask in range(2):
+                base = 0.3 + 0.1 * rng.random()
+                for method, shift in (("baseline", 0.0), ("laplace-untempered", 0.001), ("laplace", 0.15),
+                                      ("baseline-ts", 0.1)):
+                    rows.append({"dataset": dataset, "method": method, "image_id": image, "mask_id": mask,
+                                 "pearson": base + shift + rng.normal(0, 0.002)})
+    results = pd.DataFrame(rows)
+    images = np.repeat(np.arange(20), 3)
+    nll = {"laplace": 0.010 + 0.001 * rng.random(60), "laplace-paper": 0.0115 + 0.001 * rng.random(60)}
+    heldout = analysis.heldout_results(images, nll)
+    assert list(heldout.columns) == ["dataset", "method", "image_id", "mask_id", "nll"] and len(heldout) == 120
+    claims = {c.id: c for c in analysis.laplace_claims(results, heldout, n_boot=300)}
+    assert set(claims) == {"ours-laplace-tempered-beats-baseline", "ours-laplace-untempered-collapses",
+                           "ours-laplace-tempered-beats-temperature-scaling",
+                           "ours-laplace-paper-recipe-fits-heldout-worse"}
+    assert {c.verdict for c in claims.values()} == {"holds"} and {c.notebook for c in claims.values()} == {"04"}
+    paper = claims["ours-laplace-paper-recipe-fits-heldout-worse"]
+    direct = nll["laplace-paper"].mean() - nll["laplace"].mean()  # one dataset: the mask mean difference
+    assert f"{direct:+.5f}" in paper.evidence and "20 images, 60 masks, 1 datasets" in paper.rests_on
+    # a collapse that is not: the untempered posterior 0.05 above the baseline is outside ±0.01
+    moved = results.assign(pearson=np.where(results.method == "laplace-untempered", results.pearson + 0.05,
+                                            results.pearson))
+    verdicts = {c.id: c.verdict for c in analysis.laplace_claims(moved, heldout.iloc[:0], n_boot=300)}
+    assert verdicts["ours-laplace-untempered-collapses"] == "does not hold"
+    assert "ours-laplace-paper-recipe-fits-heldout-worse" not in verdicts
+    with pytest.raises(ValueError, match="one held-out NLL per mask"):
+        analysis.heldout_results(images, {"laplace": [0.1, 0.2]})

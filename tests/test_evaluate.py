@@ -284,7 +284,8 @@ def test_fitted_parts_are_looked_up_and_reported_missing(bench, nano_random, tmp
 
     monkeypatch.setenv("UNCERTSAM_CACHE", str(tmp_path / "cache"))
     parts = find_fitted_parts(bench, nano_random, ["laplace", "varnet", "prompt"])
-    assert parts == {"posterior": {"laplace": None, "laplace-paper": None}, "head": None}
+    assert parts == {"posterior": dict.fromkeys(("laplace", "laplace-untempered", "laplace-paper", "baseline-ts")),
+                     "head": None}
     with pytest.raises(ValueError, match="fitted Laplace posterior"):
         build_methods(["combined-product"], nano_random, **parts)  # its default components need Laplace
     given = find_fitted_parts(bench, nano_random, ["laplace"], posterior="p.pt", head="h.pt")

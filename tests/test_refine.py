@@ -6,11 +6,12 @@ import torch
 
 from uncertsam_utils.model import Predictor
 from uncertsam_utils.prompts import sample_clicks
-from uncertsam_utils.refine.fusion import DenseFusion, FusionModelMismatchError, load_fusion, save_fusion
+from uncertsam_utils.refine.fusion import DenseFusion, FusionModelMismatchError, is_untrained, load_fusion, save_fusion
 from uncertsam_utils.refine.methods import FusionLaplace, FusionOnes, GroundTruthMaskPrompt, MaskPromptRefinement
 from uncertsam_utils.refine.passes import box_points, first_pass, second_pass
-from uncertsam_utils.refine.training import (FusionTrainConfig, image_prompts, refinement_loss, resume_path,
-                                             sigmoid_focal, train_fusion, train_step)
+from uncertsam_utils.refine.training import (FusionTrainConfig, image_prompts, prompted_step, refinement_loss,
+                                             resume_path, sigmoid_focal, train_fusion)
+from uncertsam_utils.training import encode_split
 from uncertsam_utils.artifacts import model_identity
 
 from conftest import smooth_image
@@ -163,7 +164,7 @@ def test_focal_loss_matches_torchvision():
 
 def test_prompts_grow_by_one_click_per_step():
     data = small_fit_data("train", 2)
-    config = FusionTrainConfig(uncertainty="entropy", clicks=4)
+    config = FusionTrainConfig.click_regime(uncertainty="entropy", clicks=4)
     seen = set()
     for seed in range(12):
         prompts = image_prompts(data, 0, config, torch.Generator().manual_seed(seed))
@@ -178,18 +179,23 @@ def test_prompts_grow_by_one_click_per_step():
 
 def test_one_training_step_reduces_the_loss(nano_random, predictor):
     data = small_fit_data("train", 2)
-    config = FusionTrainConfig(uncertainty="entropy", clicks=3, lr=1e-2)
+    config = FusionTrainConfig.click_regime(uncertainty="entropy", clicks=3, lr=1e-2)
     fusion = DenseFusion(predictor.prompt_encoder.embed_dim, init="exact", seed=0)
     optimizer = torch.optim.SGD(fusion.parameters(), lr=1e-3)
+    encoding = encode_split(predictor, data).encoding(torch.tensor([0]))
     from uncertsam_utils.refine.training import frozen
 
+    def step():
+        prompts = image_prompts(data, 0, config, torch.Generator().manual_seed(7))
+        return prompted_step(predictor, fusion, None, data, 0, prompts, config, encoding)
+
     with frozen(nano_random.model):
-        before = train_step(predictor, fusion, None, data, 0, config, torch.Generator().manual_seed(7))
+        before = step()
         assert all(p.grad is not None for p in fusion.fusion.parameters())
         assert all(p.grad is None for p in nano_random.model.parameters())  # SAM stays frozen
         optimizer.step()
         optimizer.zero_grad()
-        after = train_step(predictor, fusion, None, data, 0, config, torch.Generator().manual_seed(7))
+        after = step()
     assert after["loss"] < before["loss"]
     assert all(p.requires_grad for p in nano_random.model.parameters())  # restored
 
@@ -203,9 +209,11 @@ def test_refinement_loss_is_zero_for_a_perfect_confident_prediction():
     assert torch.allclose(actual, torch.ones(2)) and loss.item() < 1e-3
 
 
-def test_training_selects_by_val_loss_and_resumes_exactly(tmp_path, nano_random):
+def test_click_training_selects_by_val_loss_and_resumes_exactly(tmp_path, nano_random):
     train, val = small_fit_data("train", 3), small_fit_data("val", 2)
-    config = FusionTrainConfig(uncertainty="entropy", epochs=2, clicks=2, lr=1e-3, checkpoint_every=2)
+    config = FusionTrainConfig.click_regime(uncertainty="entropy", epochs=2, clicks=2, lr=1e-3, checkpoint_every=2,
+                                            select="loss", select_initial=False, patience=None)
+    assert config.regime == "click" and FusionTrainConfig().regime == "box"
     quiet = dict(config=config, seed=0, progress=False, log=lambda _msg: None)
     whole = train_fusion(nano_random, train, val, out=tmp_path / "whole.pt", **quiet)
     assert [row["epoch"] for row in whole.history] == [1, 2]
@@ -219,9 +227,117 @@ def test_training_selects_by_val_loss_and_resumes_exactly(tmp_path, nano_random)
     for key, value in whole.fusion.state_dict().items():
         assert torch.equal(value, resumed.fusion.state_dict()[key]), key
     _, payload = load_fusion(tmp_path / "part.pt", model_identity(nano_random), uncertainty="entropy")
-    assert payload["training"]["best_epoch"] == whole.best_epoch
+    assert payload["training"]["best_epoch"] == whole.best_epoch and payload["training"]["regime"] == "click"
     with pytest.raises(ValueError, match="Laplace first pass"):
         train_fusion(nano_random, train, val, **{**quiet, "config": FusionTrainConfig(uncertainty="ones")})
+
+
+def test_box_training_keeps_the_untrained_module_when_training_cannot_improve(tmp_path, nano_random):
+    train, val = small_fit_data("train", 3), small_fit_data("val", 2)
+    frozen_lr = FusionTrainConfig(uncertainty="entropy", epochs=5, lr=0.0, patience=2)
+    result = train_fusion(nano_random, train, val, config=frozen_lr, out=tmp_path / "f.pt", seed=0, progress=False,
+                          log=lambda _msg: None)
+    rows = result.history
+    assert [row["epoch"] for row in rows] == [0, 1, 2]  # patience 2: two epochs without a better val mIoU
+    assert len({row["val_miou"] for row in rows}) == 1  # lr 0: every epoch ties with the untrained module ...
+    assert result.best_epoch == 0 and result.record["last_epoch"] == 2 and result.record["stopped_early"]  # ... kept
+    assert is_untrained(result.fusion)
+    learning = FusionTrainConfig(uncertainty="entropy", epochs=2, lr=1e-2, patience=None)
+    result = train_fusion(nano_random, train, val, config=learning, out=tmp_path / "g.pt", seed=0, progress=False,
+                          log=lambda _msg: None)
+    scores = [row["val_miou"] for row in result.history]
+    assert result.best_epoch == scores.index(max(scores))  # the first of the best (ties to the earlier epoch)
+    selected, payload = load_fusion(tmp_path / "g.pt")
+    last, _ = load_fusion(tmp_path / "g.pt", state="last")
+    assert not is_untrained(last) and payload["training"]["last_epoch"] == 2
+    assert is_untrained(selected) == (result.best_epoch == 0)
+    assert len(result.history[0]["val_ious"]) == val.num_masks  # every fit/val mask, for paired comparisons
+
+
+def test_the_bank_gives_the_on_the_fly_first_passes_bit_for_bit(nano_random, predictor, posterior):
+    from uncertsam_utils.refine.bank import FirstPassBank, draw_boxes
+
+    data = small_fit_data("train", 3)
+    features = encode_split(predictor, data)
+    bank = FirstPassBank(predictor, features, data, kinds=("sam", "laplace"), posterior=posterior, seed=4,
+                         max_objects=2)
+    capped = FirstPassBank(predictor, features, data, kinds=("laplace", "sam"), posterior=posterior, seed=4,
+                           max_objects=2, max_bytes=0)
+    for epoch, image in [(1, 2), (0, 0), (1, 0), (0, 2)]:  # any order of access
+        entry = bank.entry(epoch, image)
+        mask_ids, boxes = draw_boxes(data, image, seed=4, epoch=epoch, max_objects=2, jitter=True)
+        assert np.array_equal(entry.mask_ids, mask_ids) and len(mask_ids) <= 2
+        points, labels = box_points(boxes)
+        encoding = features.encoding(torch.tensor([image]))
+        for kind in ("sam", "laplace"):
+            direct = first_pass(kind, predictor, encoding, points=points, labels=labels, posterior=posterior)
+            for name in ("logits", "entropy", "iou"):
+                assert torch.equal(getattr(entry.passes[kind], name), getattr(direct, name)), (kind, name)
+        again = capped.entry(epoch, image)  # over the byte cap: recomputed on use, the same numbers
+        assert torch.equal(again.passes["laplace"].logits, entry.passes["laplace"].logits)
+    assert len(bank) == 4 and len(capped) == 0 and capped.computed == 4
+    assert not torch.equal(bank.entry(0, 0).points, bank.entry(1, 0).points)  # new jitter every epoch
+    clean = FirstPassBank(predictor, features, data, kinds=("sam",), jitter=False, max_objects=None)
+    assert clean.entry(0, 1) is clean.entry(3, 1)  # without jitter the epoch plays no part
+    first, stop = data.first[1], data.first[2]
+    assert torch.equal(clean.entry(0, 1).points, box_points(torch.from_numpy(data.boxes[first:stop]))[0])
+    logits, ones = bank.entry(0, 0).inputs("ones")
+    assert torch.equal(logits, bank.entry(0, 0).passes["laplace"].logits) and bool((ones == 1).all())
+
+
+def test_a_family_shares_encodings_and_banks_and_caches_each_module(tmp_path, monkeypatch, nano_random, posterior):
+    from uncertsam_utils.data.mini import generate_fit
+    from uncertsam_utils.refine import bank as bank_module, training as training_module
+    from uncertsam_utils.refine.family import train_fusion_family
+
+    monkeypatch.setenv("UNCERTSAM_CACHE", str(tmp_path / "cache"))
+    root = generate_fit(tmp_path / "data", seed=0, sizes=(3, 2, 1), progress=False, workers=1)
+    calls = {"encode": 0, "entries": 0}
+    encode, compute = training_module.encode_split, bank_module.FirstPassBank.compute
+
+    def counting_encode(*args, **kwargs):
+        calls["encode"] += 1
+        return encode(*args, **kwargs)
+
+    def counting_compute(self, epoch, image):
+        calls["entries"] += self.jitter  # training entries only
+        return compute(self, epoch, image)
+
+    monkeypatch.setattr(training_module, "encode_split", counting_encode)
+    monkeypatch.setattr(bank_module.FirstPassBank, "compute", counting_compute)
+    config = FusionTrainConfig(epochs=1, val_images=2)
+    quiet = dict(config=config, posterior=posterior, progress=False, log=lambda _msg: None)
+    files = train_fusion_family(root, nano_random, ["laplace", "ones"], seeds=[0, 1], **quiet)
+    assert calls == {"encode": 2, "entries": 2 * 3}  # two splits encoded once; each seed's bank drawn once
+    assert all(len(paths) == 2 and all(p.is_file() for p in paths) for paths in files.values())
+    assert len({p for paths in files.values() for p in paths}) == 4
+    _, first = load_fusion(files["laplace"][0])
+    _, second = load_fusion(files["laplace"][1])
+    assert first["training"]["seed"] == 0 and second["training"]["seed"] == 1
+    assert train_fusion_family(root, nano_random, ["laplace", "ones"], seeds=[0, 1], **quiet) == files
+    assert calls["encode"] == 2  # all cached: nothing trained
+    none = train_fusion_family(root, nano_random, ["ones"], seeds=[0], config=config, progress=False,
+                               log=lambda _msg: None)
+    assert none == {"ones": [None]}  # a Laplace first pass without a posterior
+    from uncertsam_utils.refine.family import seeded_methods
+
+    last = seeded_methods("fusion-laplace", files["laplace"], [0, 1], nano_random, posterior, state="last",
+                          label="fusion-laplace.trained")
+    assert list(last) == ["fusion-laplace.trained.s0", "fusion-laplace.trained.s1"]
+    assert repr(last["fusion-laplace.trained.s1"]).count("#last") == 1
+    selected = seeded_methods("fusion-laplace", files["laplace"], [0, 1], nano_random, posterior)
+    assert str(files["laplace"][0]) in repr(selected["fusion-laplace.s0"]) and "#" not in repr(selected["fusion-laplace.s0"])
+
+
+def test_untrained_modules_are_recognised():
+    exact = DenseFusion(32, init="exact", seed=3)
+    assert is_untrained(exact) and not is_untrained(DenseFusion(32, init="paper", seed=3))
+    with torch.no_grad():
+        exact.uncertainty_downscaling[0].weight.add_(1.0)  # the stem does not matter while the map half is 0
+    assert is_untrained(exact)
+    with torch.no_grad():
+        exact.fusion.weight[0, 40] = 1e-8
+    assert not is_untrained(exact)
 
 
 def test_train_fusion_command_writes_a_module_and_eval_scores_it(tmp_path, nano_random):
@@ -241,11 +357,13 @@ def test_train_fusion_command_writes_a_module_and_eval_scores_it(tmp_path, nano_
     eval_cli.register(subparsers)
     out = tmp_path / "fusion.pt"
     argv = ["train", "fusion", "--data", str(root), "--uncertainty", "entropy", "--checkpoint", "random",
-            "--out", str(out), "--epochs", "1", "--clicks", "2", "--quiet"]
+            "--out", str(out), "--epochs", "1", "--regime", "click", "--quiet"]
     args = parser.parse_args(argv)
     assert args.handler(args) == 0
     _, payload = load_fusion(out, model_identity(nano_random), uncertainty="entropy")
-    assert "train fusion" in payload["training"]["command"] and payload["training"]["best_epoch"] == 1
+    training = payload["training"]
+    assert "train fusion" in training["command"] and training["regime"] == "click" and training["last_epoch"] == 1
+    assert training["best_epoch"] in (0, 1) and [row["epoch"] for row in training["history"]] == [0, 1]
     with pytest.raises(UserError, match="exists"):
         args = parser.parse_args(argv)
         args.handler(args)
@@ -257,3 +375,34 @@ def test_train_fusion_command_writes_a_module_and_eval_scores_it(tmp_path, nano_
                               "--out", str(tmp_path / "eval"), "--quiet", "--metric-workers", "0"])
     assert args.handler(args) == 0
     assert (tmp_path / "eval" / "fit" / "fusion-entropy.csv").is_file()
+
+
+def test_untrained_modules_are_evaluated_once_and_equal_their_representative(predictor, scene, posterior):
+    import pandas as pd
+
+    from uncertsam_utils.refine.dedup import copy_duplicates, unique_methods
+    from uncertsam_utils.refine.methods import FusionEntropy
+
+    image, boxes, encoding = scene
+    dim = predictor.prompt_encoder.embed_dim
+    trained = DenseFusion(dim, init="exact", seed=0)
+    with torch.no_grad():
+        trained.fusion.weight[:, dim:] += 0.01
+    methods = {"mask-prompt": MaskPromptRefinement(),
+               "fusion-laplace.s0": FusionLaplace(fusion=DenseFusion(dim, seed=0), posterior=posterior),
+               "fusion-ones.s1": FusionOnes(fusion=DenseFusion(dim, seed=1), posterior=posterior),
+               "fusion-entropy.s2": FusionEntropy(fusion=DenseFusion(dim, seed=2)),
+               "fusion-laplace.trained": FusionLaplace(fusion=trained, posterior=posterior)}
+    unique, same_as = unique_methods(methods)
+    assert list(unique) == ["mask-prompt", "fusion-laplace.s0", "fusion-laplace.trained"]
+    assert same_as == {"fusion-ones.s1": "fusion-laplace.s0", "fusion-entropy.s2": "mask-prompt"}
+    predicted = {name: m.predict(predictor, image, boxes.numpy(), encoding=encoding) for name, m in methods.items()}
+    for name, source in same_as.items():  # identical by construction, bit for bit
+        assert torch.equal(predicted[name].logits, predicted[source].logits), name
+    assert not torch.equal(predicted["fusion-laplace.trained"].logits, predicted["fusion-laplace.s0"].logits)
+    rows = pd.DataFrame({"method": ["mask-prompt", "fusion-laplace.s0"], "IoU": [0.5, 0.7]})
+    full = copy_duplicates(rows, same_as)
+    assert full.set_index("method")["IoU"].to_dict() == {"mask-prompt": 0.5, "fusion-laplace.s0": 0.7,
+                                                         "fusion-ones.s1": 0.7, "fusion-entropy.s2": 0.5}
+    with pytest.raises(ValueError, match="no results"):
+        copy_duplicates(rows[rows["method"] == "mask-prompt"], same_as)

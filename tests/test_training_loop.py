@@ -34,7 +34,7 @@ class LineTrainer:
     def prepare(self):
         self.prepared += 1
 
-    def batches(self, order, start, generator):
+    def batches(self, order, start, generator, epoch):
         for step in range(start, len(order) // self.per_step):
             rows = order[step * self.per_step:(step + 1) * self.per_step]
             yield rows, 0.01 * torch.randn(len(rows), 1, generator=generator)
@@ -115,3 +115,55 @@ def test_patience_stops_after_epochs_without_a_better_criterion():
     assert early.stopped_early and early.finished and not full.stopped_early
     assert early.history == full.history[:3]  # epoch 0 the best, then 2 epochs without improvement
     assert early.best_epoch == 0
+
+
+class ScoreTrainer(LineTrainer):
+    """The same problem, validated by a score to maximise (the negated loss) as the fusion modules' mIoU."""
+
+    def validate(self):
+        return {"val_score": -super().validate()["val_loss"]}
+
+    def describe(self, row, seconds):
+        return f"epoch {row['epoch']}: {row['val_score']:.4f}"
+
+
+def test_a_maximised_criterion_selects_the_same_epochs_as_its_negated_loss():
+    by_loss, _ = run(epochs=5, lr=0.3)
+    by_score, trainer = run(epochs=5, lr=0.3, trainer=ScoreTrainer(), criterion="val_score", maximize=True)
+    assert by_score.best_epoch == by_loss.best_epoch
+    assert trainer.validate()["val_score"] == max(row["val_score"] for row in by_score.history)
+    untrained, _ = run(trainer=ScoreTrainer(start=OPTIMUM), criterion="val_score", maximize=True, select_initial=True,
+                       patience=2)
+    assert untrained.best_epoch == 0 and untrained.stopped_early
+
+
+class TiedTrainer(LineTrainer):
+    """Every epoch scores the same: selection must keep the earliest candidate."""
+
+    def validate(self):
+        return {"val_loss": 1.0}
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_ties_keep_the_earlier_epoch(maximize):
+    result, _ = run(trainer=TiedTrainer(), maximize=maximize, select_initial=True)
+    assert result.best_epoch == 0
+    result, _ = run(trainer=TiedTrainer(), maximize=maximize)
+    assert result.best_epoch == 1
+
+
+def test_the_last_trained_state_is_returned_beside_the_selected_one(tmp_path):
+    result, trainer = run(epochs=6, trainer=LineTrainer(start=OPTIMUM), select_initial=True, patience=2)
+    assert result.best_epoch == 0 and result.last_epoch == 2
+    selected = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    assert torch.equal(selected["weight"], torch.tensor([[OPTIMUM[0]]]))
+    assert not torch.equal(result.last_state["weight"], selected["weight"])  # training moved it, selection did not keep it
+    trainer.module.load_state_dict(result.last_state)
+    assert trainer.validate()["val_loss"] == result.history[-1]["val_loss"]  # the state of the last history row
+    stopped, _ = run(tmp_path, epochs=6, trainer=LineTrainer(start=OPTIMUM), select_initial=True, patience=2,
+                     stop_after_steps=5)
+    resumed, _ = run(tmp_path, epochs=6, trainer=LineTrainer(start=OPTIMUM), select_initial=True, patience=2,
+                     resume=True)
+    assert resumed.last_epoch == 2 and torch.equal(resumed.last_state["weight"], result.last_state["weight"])
+    untouched, _ = run(epochs=0, trainer=LineTrainer())
+    assert untouched.last_state is None and untouched.last_epoch == 0

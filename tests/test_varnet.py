@@ -242,3 +242,32 @@ def test_train_varnet_command_writes_a_head_for_its_model(tmp_path, nano_random)
     with pytest.raises(UserError, match="exists"):
         args = parser.parse_args(argv)
         args.handler(args)
+
+
+def test_seeds_share_one_encoding_and_each_equals_a_run_of_its_own(tmp_path, monkeypatch, nano_random):
+    from uncertsam_utils.data.mini import generate_fit
+    from uncertsam_utils.uq.varnet import training as training_module
+    from uncertsam_utils.uq.varnet.head import load_head
+    from uncertsam_utils.uq.varnet.training import seed_methods, train_or_load_seeds
+
+    monkeypatch.setenv("UNCERTSAM_CACHE", str(tmp_path / "cache"))
+    root = generate_fit(tmp_path / "data", seed=0, sizes=(3, 2, 1), progress=False, workers=1)
+    calls = []
+    encode = training_module.encode_split
+    monkeypatch.setattr(training_module, "encode_split", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    config = VarnetTrainConfig(epochs=1)
+    quiet = dict(config=config, progress=False, log=lambda _msg: None)
+    heads = train_or_load_seeds(root, nano_random, [0, 2], **quiet)
+    assert len(calls) == 2 and set(heads) == {0, 2} and all(p.is_file() for p in heads.values())  # 2 splits, once
+    assert train_or_load_seeds(root, nano_random, [0, 2], **quiet) == heads and len(calls) == 2  # cached
+    assert training_module.cached_head_path(root, nano_random, config, 2) == heads[2]  # train_or_load's cache
+    train, val = training_module.load_fit_splits(root, nano_random.image_size)
+    alone = training_module.train_variance_head(nano_random, train, val, config=config, seed=2, progress=False,
+                                                log=lambda _msg: None).head  # encoding its own features
+    shared = load_head(heads[2], nano_random)
+    assert all(torch.equal(v, alone.state_dict()[k]) for k, v in shared.state_dict().items())
+    other = VarnetTrainConfig(epochs=1, lr=2e-4)
+    assert train_or_load_seeds(root, nano_random, [1], config=other, train_missing=False) == {1: None}
+    methods = seed_methods(heads, nano_random, plain_seed=0)
+    assert list(methods) == ["varnet", "varnet.s2"] and methods["varnet.s2"].head_source == str(heads[2])
+    assert not torch.equal(next(iter(methods["varnet"].head.parameters())), next(iter(shared.parameters())))

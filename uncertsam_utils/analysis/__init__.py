@@ -7,11 +7,13 @@
 * ``winners``: the best method per dataset on the common masks;
 * ``tables``: wide / numeric tables, Markdown, ``write_table``, Table 1's layout, Δ tables as text;
 * ``claims``: scorecard rows decided by stated rules (``delta_claim``, ``bound_claim``, ``rank_claim``,
-  ``joint_claim``); ``paper_claims``: the rows of notebooks 06 (``uncertainty_claims``) and 07
-  (``refinement_claims``);
+  ``joint_claim``); ``paper_claims``: the rows of notebooks 04 (``laplace_claims``),
+  06 (``uncertainty_claims``) and 07 (``refinement_claims``; seeded rows: ``deltas_from_crossed``);
 * ``sentences``: the generated sentences of the notebooks' "What this shows" cells;
 * ``examples``: which objects a figure shows (worst, median, best by Δ);
-* ``notebook_text``: the "What this shows" sentences of the notebooks without an evaluation.
+* ``notebook_text``: the "What this shows" sentences of the notebooks without an evaluation;
+* ``seeds``: the spread over training seeds and the crossed images x seeds comparison (notebook 07);
+* ``laplace_text``: notebook 04's sentences on tempering (imported by module, not re-exported).
 
 Every public name is importable from here (``uncertsam_utils.analysis`` was one module in 0.2).
 """
@@ -52,7 +54,8 @@ from .notebook_text import (
     describe_spread,
     describe_varnet_training,
 )
-from .paper_claims import deltas_from_results, deltas_from_tables, refinement_claims, uncertainty_claims
+from .paper_claims import (deltas_from_crossed, deltas_from_results, deltas_from_tables, heldout_results,
+                           laplace_claims, refinement_claims, uncertainty_claims)
 from .sentences import (
     MIN_IMAGES_FOR_INTERVAL,
     describe_combinations,
@@ -70,11 +73,12 @@ __all__ = [
     "ACCURACY_METRICS", "ALPHA", "HIGHER_IS_BETTER", "LABELS", "LOWER_IS_BETTER", "MIN_IMAGES_FOR_INTERVAL",
     "UNCERTAINTY_METRICS", "bootstrap_weights", "bound_claim", "combination_gains", "common_masks",
     "dataset_mean_summary", "delta_claim", "delta_display", "delta_from_intervals", "delta_verdict",
-    "delta_vs_baseline", "deltas_from_results", "deltas_from_tables", "describe_benchmark", "describe_combinations",
-    "describe_core", "describe_costs", "describe_delta", "describe_difference", "describe_laplace_recipes",
-    "describe_softening", "describe_spread", "describe_varnet_training", "describe_winners",
-    "difference_between_splits", "direction", "examples_caption", "from_paired_table", "holm", "image_means",
-    "interval", "joint_claim", "label", "numeric_table", "object_deltas", "paired_difference", "paper_claim",
-    "per_dataset_table", "rank_claim", "rank_evidence", "refinement_claims", "select_examples", "summarise",
-    "to_markdown", "uncertainty_claims", "wide_table", "winners", "write_table",
+    "delta_vs_baseline", "deltas_from_crossed", "deltas_from_results", "deltas_from_tables", "describe_benchmark",
+    "describe_combinations", "describe_core", "describe_costs", "describe_delta", "describe_difference",
+    "describe_laplace_recipes", "describe_softening", "describe_spread", "describe_varnet_training",
+    "describe_winners", "difference_between_splits", "direction", "examples_caption", "from_paired_table", "holm",
+    "image_means", "interval", "joint_claim", "label", "numeric_table", "object_deltas", "paired_difference",
+    "paper_claim", "per_dataset_table", "rank_claim", "rank_evidence", "refinement_claims", "heldout_results",
+    "laplace_claims", "select_examples", "summarise", "to_markdown", "uncertainty_claims", "wide_table", "winners",
+    "write_table"
 ]

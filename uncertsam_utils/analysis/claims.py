@@ -91,10 +91,10 @@ def rests_on(table: pd.DataFrame, extra: str = "") -> str:
 
 def delta_claim(id: str, statement: str, table: pd.DataFrame, expect: str, *, notebook: str, source: str = "paper",
                 paper_verdict: str | None = None, margin: float = 0.0, test: str = "paired bootstrap over images",
-                extra_rests_on: str = "", note: str = "") -> Claim:
+                extra_rests_on: str = "", note: str = "", decimals: int = 3) -> Claim:
     """A claim decided by ``delta_verdict`` (module docstring); ``test`` names how the Δ table was made."""
     verdict, rule = delta_verdict(table, expect, margin)
-    evidence = delta_evidence(table) + (f"; {note}" if note else "")
+    evidence = delta_evidence(table, decimals=decimals) + (f"; {note}" if note else "")
     return Claim(id=id, source=source, statement=statement,
                  paper_verdict=paper_verdict or ("holds" if source == "paper" else "not tested"), verdict=verdict,
                  evidence=evidence, test=f"{test}, Holm across datasets; {rule}",
@@ -102,14 +102,14 @@ def delta_claim(id: str, statement: str, table: pd.DataFrame, expect: str, *, no
 
 
 def bound_claim(id: str, statement: str, tables: dict[str, pd.DataFrame], *, notebook: str, source: str = "paper",
-                test: str = "paired bootstrap over images", extra_rests_on: str = "") -> Claim:
+                test: str = "paired bootstrap over images", extra_rests_on: str = "", decimals: int = 3) -> Claim:
     """``tables``: bounded method → Δ table (bound − that method); verdict as in the module docstring."""
     if not tables:
         raise ValueError("bound_claim needs at least one Δ table")
     verdicts = {name: delta_verdict(t, "higher")[0] for name, t in tables.items()}
     verdict = ("does not hold" if "does not hold" in verdicts.values()
                else "holds" if set(verdicts.values()) == {"holds"} else "inconclusive")
-    evidence = "; ".join(f"{delta_evidence(t, decimals=3)} [{verdicts[n]}]" for n, t in tables.items())
+    evidence = "; ".join(f"{delta_evidence(t, decimals=decimals)} [{verdicts[n]}]" for n, t in tables.items())
     first = next(iter(tables.values()))
     return Claim(id=id, source=source, statement=statement, paper_verdict="holds" if source == "paper" else "not tested",
                  verdict=verdict, evidence=evidence,

@@ -27,6 +27,7 @@ KINDS = {
     "laplace": ("laplace", False, "fitted Laplace posteriors"),
     "varnet": ("varnet", False, "trained variance heads"),
     "fusion": ("fusion", False, "trained fusion modules"),
+    "openq": ("openq", True, "notebook 09's arms (training record and test scores), references and correlations"),
 }
 
 

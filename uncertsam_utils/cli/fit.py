@@ -1,6 +1,6 @@
 """``uncertsam fit ...``: fit the post-hoc parts of UQ methods on a fitting split.
 
-* ``uncertsam fit laplace [--data DIR] --model NAME [--checkpoint FILE] --recipe exact|paper
+* ``uncertsam fit laplace [--data DIR] --model NAME [--checkpoint FILE] --recipe tempered|untempered|paper
   [--structure diag|kron|full] [--prior marglik|gridsearch|fixed] --out FILE``: the last-layer
   Laplace posterior of SAM-2's treated layer (``uq/laplace/``). The file holds only
   that posterior (laplace-torch's ``state_dict`` and what rebuilds it) and the identity of the
@@ -43,11 +43,13 @@ def _is_split(data) -> bool:
 def _laplace(args) -> int:
     """Fit the last-layer Laplace posterior (laplace-torch, closed-form curvature) of the last
     Linear of mask token 0's hypernetwork, one pass over a fitting split with jittered GT-box
-    prompts. Recipes: exact (per-pixel Bernoulli GGN at the model's low resolution, prior precision
-    by marginal likelihood) or paper (the reference code: softmax-over-pixels GGN at 128², prior
-    precision 1). Under torchrun (e.g. `torchrun --standalone --nproc-per-node 4 --no-python
-    uncertsam fit laplace --device cuda ...`) each process fits its share of the prompts, the
-    curvature is summed over the processes and rank 0 writes the file."""
+    prompts. Recipes: tempered (default: per-pixel Bernoulli GGN at the model's low resolution with
+    the likelihood divided by a temperature T chosen on the validation split by held-out predictive
+    NLL, prior precision by the tempered marginal likelihood), untempered (the same with T = 1; 'exact'
+    in 0.2) or paper (the reference code: softmax-over-pixels GGN at 128², prior precision 1). Under
+    torchrun (e.g. `torchrun --standalone --nproc-per-node 4 --no-python uncertsam fit laplace
+    --device cuda ...`) each process fits its share of the prompts, the curvature is summed over the
+    processes and rank 0 writes the file."""
     sleep_idle_threads()
     from .. import distributed
 
@@ -66,16 +68,18 @@ def _fit_laplace(args, out: Path, where, device: str) -> int:
     from ..uq.laplace import fit_posterior
 
     set_threads(args.threads)
-    if args.prior == "gridsearch" and args.val_data is None and args.data is not None:
+    needs_val = args.prior == "gridsearch" or args.recipe == "tempered"
+    if needs_val and args.val_data is None and args.data is not None:
         if _is_split(args.data):
-            raise UserError("--prior gridsearch with a split folder as --data needs --val-data")
+            raise UserError(f"{'--recipe tempered' if args.recipe == 'tempered' else '--prior gridsearch'} with a "
+                            "split folder as --data needs --val-data")
         args.val_data = args.data  # the same root, its validation split
     with user_errors(FileNotFoundError, DataError, ValueError):
         loaded = load_model(args.model, args.checkpoint, device=device, seed=args.model_seed)
         size = loaded.image_size
         data = open_split(args.data, args.dataset, args.split, image_size=size, data_seed=args.data_seed)
         val = None
-        if args.prior == "gridsearch":
+        if needs_val:
             val = open_split(args.val_data, args.dataset, args.val_split, image_size=size, data_seed=args.data_seed)
     if where.main:
         print(f"model: {loaded.label}\nfitting data: {data.split_dir} ({len(data)} images)"
@@ -85,8 +89,8 @@ def _fit_laplace(args, out: Path, where, device: str) -> int:
         posterior = fit_posterior(
             loaded, data, recipe=args.recipe, structure=args.structure, prior=args.prior,
             prior_precision=args.prior_precision, prior_structure=args.prior_structure, val_data=val,
-            val_images=args.val_images, seed=args.seed, objects=args.objects, max_images=args.max_images,
-            progress=not args.quiet and where.main, description=str(data.split_dir),
+            val_images=args.val_images, selection_images=args.selection_images, seed=args.seed, objects=args.objects,
+            max_images=args.max_images, progress=not args.quiet and where.main, description=str(data.split_dir),
         )
     if not where.main:
         return 0
@@ -95,7 +99,8 @@ def _fit_laplace(args, out: Path, where, device: str) -> int:
     tau = ", ".join(f"{t:.4g}" for t in posterior.prior_precision.tolist())
     print(f"{out}: {posterior.structure} posterior of {posterior.num_parameters} parameters from {info['prompts']} prompts "
           f"({info['fit_seconds'] / max(info['prompts'], 1):.3f} s/prompt); prior precision {tau} "
-          f"({info['prior']['method']}); log marginal likelihood {info['prior']['log_marglik']:.6g}")
+          f"({info['prior']['method']}); log marginal likelihood {info['prior']['log_marglik']:.6g}; likelihood "
+          f"temperature {info['temperature']:.4g}")
     return 0
 
 
@@ -114,9 +119,13 @@ def _add_prior_arguments(laplace) -> None:
                          help="the fixed prior precision (default: the recipe's, 1)")
     laplace.add_argument("--prior-structure", choices=("scalar", "layerwise"), default="scalar",
                          help="one prior precision, or one for the weight and one for the bias")
-    laplace.add_argument("--val-data", help="validation data for --prior gridsearch (default: --data's root)")
+    laplace.add_argument("--val-data", help="validation data for --recipe tempered and --prior gridsearch (default: "
+                         "--data's root)")
     laplace.add_argument("--val-split", default="val", help="validation split (default: val)")
-    laplace.add_argument("--val-images", type=int, default=16, help="validation images, cached in memory (default 16)")
+    laplace.add_argument("--val-images", type=int, default=16,
+                         help="validation images of --prior gridsearch, cached in memory (default 16)")
+    laplace.add_argument("--selection-images", type=int, default=None,
+                         help="validation images of the tempered recipe's temperature (default: all)")
 
 
 def register(subparsers) -> None:
@@ -126,7 +135,9 @@ def register(subparsers) -> None:
     laplace.add_argument("--model", default="nano", help="registry name (default: nano)")
     laplace.add_argument("--checkpoint", help="default weights when omitted; 'random' or a {'model': state_dict} file")
     laplace.add_argument("--model-seed", type=int, default=0, help="init seed of --checkpoint random")
-    laplace.add_argument("--recipe", choices=("exact", "paper"), default="exact")
+    laplace.add_argument("--recipe", choices=("tempered", "untempered", "exact", "paper"), default="tempered",
+                         help="tempered (default; T chosen on the validation split), untempered (T = 1; 'exact' is its "
+                              "0.2 name) or paper")
     laplace.add_argument("--structure", choices=("diag", "kron", "full"), default="diag",
                          help="Hessian structure (default: diag; full is (C·(D+1))² floats: 270 MB on official SAM-2)")
     _add_prior_arguments(laplace)

@@ -11,7 +11,8 @@ import torch and the training code lazily, so ``uncertsam --help`` stays fast.
   [--seed 0] [--resume]``: the variance network's head on ``DIR/fit/train`` (SAM-2 frozen),
   selected on ``DIR/fit/val``.
 * ``uncertsam train fusion --data DIR --uncertainty laplace|ones|entropy [--posterior FILE] --out FILE
-  [--epochs 5] [--images N] [--seed 0] [--resume]``: a dense-fusion refinement module (SAM-2 frozen).
+  [--epochs 5] [--regime box|click] [--select miou|loss] [--patience 2] [--images N] [--seed 0] [--resume]``:
+  a dense-fusion refinement module (SAM-2 frozen).
 """
 
 from __future__ import annotations
@@ -142,26 +143,28 @@ FUSION_MAPS = ("laplace", "ones", "entropy")  # refine.passes.UNCERTAINTY_SOURCE
 def _fusion_command(args, root: Path, out: Path) -> str:
     parts = ["uncertsam", "train", "fusion", "--data", str(root), "--uncertainty", args.uncertainty,
              "--model", args.model, "--out", str(out), "--seed", str(args.seed), "--threads", str(args.threads),
-             "--epochs", str(args.epochs), "--clicks", str(args.clicks), "--box-probability", str(args.box_probability),
-             "--init", args.init, *flags(args, "checkpoint", "posterior", "images")]
+             "--epochs", str(args.epochs), "--regime", args.regime, "--select", args.select, "--patience",
+             str(args.patience), "--init", args.init, *flags(args, "checkpoint", "posterior", "images")]
     return shlex.join(parts)
 
 
 def _fusion(args) -> int:
-    """Train the dense embedding fusion module (paper §5) on <data>/fit/train with the paper's
-    iterative prompts (box or click, then one click per step), loss 20 focal + dice + IoU L1,
-    keeping the epoch with the lowest <data>/fit/val loss under the evaluation prompt. --uncertainty
+    """Train the dense embedding fusion module (paper §5) on <data>/fit/train under the evaluation prompt
+    (--regime box, default: the jittered box, first passes computed once) or the paper's iterative
+    prompts (--regime click: box or click, then one click per step), loss 20 focal + dice + IoU L1,
+    keeping the epoch (the untrained module is epoch 0) with the highest <data>/fit/val mIoU (--select
+    miou; loss: the lowest loss) under the evaluation prompt, stopping after --patience epochs without
+    a better one. --uncertainty
     laplace: Laplace first pass and its entropy map; ones: Laplace first pass and a map of ones (the
     ablation); entropy: SAM-2 first pass and its entropy. Checkpoints to <out>.resume.pt."""
     sleep_idle_threads()
     from ..model import load_model
     from ..refine.training import FusionTrainConfig, load_training_data, resume_path, train_fusion
 
-    out = _output(args, resume_path, at_least_one=("epochs", "clicks"))
-    if not 0.0 <= args.box_probability <= 1.0:
-        raise UserError("--box-probability must lie in [0, 1]")
-    config = FusionTrainConfig(uncertainty=args.uncertainty, epochs=args.epochs, clicks=args.clicks, init=args.init,
-                               box_probability=args.box_probability)
+    out = _output(args, resume_path, at_least_one=("epochs",))
+    options = {"uncertainty": args.uncertainty, "epochs": args.epochs, "init": args.init, "select": args.select,
+               "patience": args.patience if args.patience > 0 else None}
+    config = FusionTrainConfig.click_regime(**options) if args.regime == "click" else FusionTrainConfig(**options)
     set_threads(args.threads)
     root = _data_root(args)
     with user_errors(FileNotFoundError, ValueError):  # missing weights, another model's posterior, bad data
@@ -179,9 +182,10 @@ def _fusion(args) -> int:
         result = train_fusion(loaded, train_data, val_data, config=config, posterior=posterior, out=out, seed=args.seed,
                               resume=args.resume, progress=not args.quiet,
                               extra_record={"command": _fusion_command(args, root, out)})
-    best = result.history[result.best_epoch - 1]
-    print(f"{out}: best epoch {result.best_epoch} of {len(result.history)}, val mIoU first pass "
-          f"{best['val_miou_first']:.4f} -> refined {best['val_miou_refined']:.4f}; "
+    best = next(row for row in result.history if row["epoch"] == result.best_epoch)
+    kept = "the untrained module (fit/val found no gain)" if result.best_epoch == 0 else f"epoch {result.best_epoch}"
+    print(f"{out}: kept {kept} of epochs 0-{result.record['last_epoch']}, val mIoU first pass "
+          f"{best['val_miou_first']:.4f} -> refined {best['val_miou']:.4f}; "
           f"{result.record['train_seconds'] / 60:.1f} min")
     return 0
 
@@ -244,12 +248,15 @@ def _add_fusion(models) -> None:
     parser.add_argument("--model", default="nano", help="registry name (default: nano)")
     parser.add_argument("--checkpoint", default=None, help="model weights (default: the model's own; 'random' for tests)")
     parser.add_argument("--posterior", default=None, help="fitted Laplace posterior (laplace and ones)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs (default 5, the paper's)")
+    parser.add_argument("--epochs", type=int, default=5, help="at most this many epochs (default 5, the paper's)")
     parser.add_argument("--images", type=int, default=None, help="first N images of fit/train (default: all)")
-    parser.add_argument("--clicks", type=int, default=8, help="prompt steps per image (default 8, the paper's)")
-    parser.add_argument("--box-probability", type=float, default=0.5,
-                        help="chance that an image's prompts start with the box rather than a click (default 0.5, the "
-                             "paper's); --clicks 1 --box-probability 1 trains under the evaluation prompt alone")
+    parser.add_argument("--regime", default="box", choices=["box", "click"],
+                        help="box: the evaluation prompt, one jittered box per object (default); click: the paper's 8 "
+                             "iterative steps starting with the box or a click")
+    parser.add_argument("--select", default="miou", choices=["miou", "loss"],
+                        help="keep the epoch with the highest fit/val mIoU (default) or the lowest loss (the paper's)")
+    parser.add_argument("--patience", type=int, default=2,
+                        help="stop after this many epochs without a better fit/val score (default 2; 0: never)")
     parser.add_argument("--init", default="exact", choices=["exact", "paper"],
                         help="exact: start at mask-prompt refinement (default); paper: PyTorch's default init")
     _add_run_arguments(parser, "init and sampling seed (default 0)", "torch CPU threads (default 1; 0: torch's default)")

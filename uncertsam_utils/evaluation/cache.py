@@ -101,7 +101,9 @@ def _complete(out_dir: Path, datasets: Sequence[str], methods) -> bool:
         all(counts_path(out_dir, d).is_file() for d in datasets)
 
 
-LAPLACE_RECIPES = {"laplace": "exact", "laplace-paper": "paper"}  # the posterior each predictive is paired with
+# The posterior each method is paired with (baseline-ts reads its logit scale from the tempered one).
+LAPLACE_RECIPES = {"laplace": "tempered", "laplace-untempered": "untempered", "laplace-paper": "paper",
+                   "baseline-ts": "tempered"}
 
 
 def needed_parts(methods: Sequence[str]) -> set[str]:
@@ -154,53 +156,92 @@ def find_fitted_parts(data_root, loaded_model, methods: Sequence[str], *, poster
 
 
 def posterior_key(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
-                  structure: str = "diag") -> dict:
+                  structure: str = "diag", selection_images: int | None = None) -> dict:
     """What a posterior fitted by ``fit_posterior_cached`` depends on (with ``artifacts.full_key``'s
-    code and libraries): the model, the recipe and structure, the fit images, the seed and the fit
-    data's content."""
-    from ..artifacts import fit_data_key
+    code and libraries): the model, the recipe (its whole spec) and structure, the fit images, the
+    seed and the fit data's content (fit/val included, which the tempered recipe's temperature is
+    chosen on: its search grids, criterion and ``selection_images`` too)."""
+    import dataclasses
 
-    return {"model": loaded_model.identity(), "recipe": recipe, "structure": structure, "fit_images": fit_images,
-            "seed": int(seed), "data": fit_data_key(data_root)}
+    from ..artifacts import fit_data_key
+    from ..uq.laplace.fitting import get_recipe
+
+    spec = get_recipe(recipe)
+    selection = None
+    if spec.temperature == "val":
+        from ..uq.laplace import tempering
+
+        selection = {"criterion": tempering.CRITERION, "kappa": tempering.KAPPA_GRID, "scale": tempering.SCALE_GRID,
+                     "refine": tempering.REFINE_DECADE, "images": selection_images}
+    return {"model": loaded_model.identity(), "recipe": dataclasses.asdict(spec), "structure": structure,
+            "fit_images": fit_images, "seed": int(seed), "data": fit_data_key(data_root), "selection": selection}
 
 
 def posterior_cache_path(data_root, loaded_model, recipe: str, fit_images: int | None, seed: int,
-                         structure: str = "diag") -> Path:
+                         structure: str = "diag", selection_images: int | None = None) -> Path:
     """Where ``fit_posterior_cached`` keeps a posterior fitted from these inputs."""
     from ..artifacts import cache_digest
     from ..paths import results_cache_dir
+    from ..uq.laplace.fitting import get_recipe
 
-    digest = cache_digest(posterior_key(data_root, loaded_model, recipe, fit_images, seed, structure))
-    return results_cache_dir() / "laplace" / f"{loaded_model.info.name}-{recipe}-{structure}-{digest}.pt"
+    digest = cache_digest(posterior_key(data_root, loaded_model, recipe, fit_images, seed, structure, selection_images))
+    return results_cache_dir() / "laplace" / f"{loaded_model.info.name}-{get_recipe(recipe).name}-{structure}-{digest}.pt"
 
 
 def fit_posterior_cached(data_root, loaded_model, recipe: str, *, structure: str = "diag", fit_images: int | None = None,
-                         seed: int = 0, predictor=None, progress: bool = True,
+                         seed: int = 0, selection_images: int | None = None, predictor=None, progress: bool = True,
                          log: Callable[[str], None] = print) -> Path:
     """The last-layer Laplace posterior of ``recipe`` and ``structure`` fitted on ``<data_root>/fit/train``
     (first ``fit_images`` images), from the cache (verified) or fitted now (one pass) and cached. The
-    one place that fits the posteriors of the notebooks and the evaluation, so they all use the same."""
+    one place that fits the posteriors of the notebooks and the evaluation, so they all use the same.
+    A recipe that differs from a cached one only in its temperature (``tempered`` / ``untempered``) is
+    derived from it without a pass over the data (``derive.derive``). The tempered recipe chooses its
+    temperature on fit/val: its first ``selection_images`` images (None: all of it)."""
     from ..artifacts import full_key
     from ..cache.entries import record_entry, reuse_entry
     from ..data.layout import SplitReader
-    from ..uq.laplace.fitting import fit_posterior
+    from ..uq.laplace import LastLayerPosterior
+    from ..uq.laplace.derive import derive
+    from ..uq.laplace.fitting import RECIPES, fit_posterior, get_recipe
 
-    path = posterior_cache_path(data_root, loaded_model, recipe, fit_images, seed, structure)
+    spec = get_recipe(recipe)
+    key = (data_root, loaded_model, spec.name, fit_images, seed, structure, selection_images)
+    path = posterior_cache_path(*key)
     if reuse_entry(path, log):
         return path
-    log(f"fitting the {recipe!r}/{structure} Laplace posterior on {Path(data_root).name}/fit/train "
-        f"({'all' if fit_images is None else fit_images} images)")
-    # masks without a box at the model's size are skipped (and counted) by the fit itself
     val = SplitReader(data_root, "fit", "val", resize_check_size=None)
-    train = SplitReader(data_root, "fit", "train", resize_check_size=None)
-    fitted = fit_posterior(loaded_model, train, recipe=recipe, structure=structure, seed=seed, max_images=fit_images,
-                           val_data=val, progress=progress, predictor=predictor)
+    siblings = [name for name, other in RECIPES.items() if name != spec.name
+                and (other.pixel_likelihood, other.fit_size) == (spec.pixel_likelihood, spec.fit_size)]
+    source = next((p for p in (posterior_cache_path(data_root, loaded_model, name, fit_images, seed, structure,
+                                                    selection_images) for name in siblings)
+                   if reuse_entry(p, log)), None)
+    if source is not None:
+        log(f"deriving the {spec.name!r}/{structure} Laplace posterior from {source.name} (same curvature)")
+        fitted = derive(LastLayerPosterior.load(source, loaded_model), spec.name,
+                        predictor=_predictor(loaded_model, predictor), val_data=val, seed=seed,
+                        selection_images=selection_images)
+    else:
+        log(f"fitting the {spec.name!r}/{structure} Laplace posterior on {Path(data_root).name}/fit/train "
+            f"({'all' if fit_images is None else fit_images} images)")
+        # masks without a box at the model's size are skipped (and counted) by the fit itself
+        train = SplitReader(data_root, "fit", "train", resize_check_size=None)
+        fitted = fit_posterior(loaded_model, train, recipe=spec.name, structure=structure, seed=seed,
+                               max_images=fit_images, val_data=val, progress=progress, predictor=predictor,
+                               selection_images=selection_images)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fitted.save(tmp)
     os.replace(tmp, path)
-    record_entry(path, "laplace", full_key(posterior_key(data_root, loaded_model, recipe, fit_images, seed, structure)))
+    record_entry(path, "laplace", full_key(posterior_key(*key)))
     return path
+
+
+def _predictor(loaded_model, predictor):
+    if predictor is not None:
+        return predictor
+    from ..model import Predictor
+
+    return Predictor(loaded_model.model)
 
 
 def _cached_posterior(data_root, loaded_model, recipe: str, fit_images, seed, log: Callable[[str], None] = print):

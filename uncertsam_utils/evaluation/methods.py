@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 from ..uq.base import UQMethod
 from ..uq.combined import CombinedUncertainty
 
-NEEDS_POSTERIOR = ("laplace", "laplace-paper")
+NEEDS_POSTERIOR = ("laplace", "laplace-untempered", "laplace-paper", "baseline-ts")
 NEEDS_HEAD = ("varnet",)
 NEEDS_FUSION = ("fusion-laplace", "fusion-ones", "fusion-entropy")
 

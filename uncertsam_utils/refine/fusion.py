@@ -65,6 +65,15 @@ class DenseFusion(nn.Module):
         return self.fusion(torch.cat([mask_embedding, embedded], dim=1))
 
 
+def is_untrained(fusion: DenseFusion) -> bool:
+    """True when the fusion conv is exactly the exact initialisation [I | 0] with zero bias: the module
+    then ignores its map (whatever the stem) and is mask-prompt refinement of its first pass."""
+    weight, bias = fusion.fusion.weight.detach(), fusion.fusion.bias.detach()
+    C = fusion.embed_dim
+    identity = torch.eye(C, dtype=weight.dtype, device=weight.device)
+    return (torch.equal(weight[:, :C, 0, 0], identity) and not bool(weight[:, C:].any()) and not bool(bias.any()))
+
+
 def embed_dim_of(model: nn.Module) -> int:
     return int(model.sam_prompt_encoder.embed_dim)
 
@@ -82,7 +91,9 @@ def fused_prompt(predictor, fusion: DenseFusion | None, first_logits: torch.Tens
 
 # ------------------------------------------------------------------------------------------ files
 
-def save_fusion(fusion: DenseFusion, path, model_identity: dict, *, uncertainty: str, training: dict | None = None) -> Path:
+def save_fusion(fusion: DenseFusion, path, model_identity: dict, *, uncertainty: str, training: dict | None = None,
+                last_state: dict | None = None) -> Path:
+    """The module (its selected state) and, when given, the state of the last trained epoch beside it."""
     payload = {
         "format": FUSION_FORMAT, "version": FUSION_FORMAT_VERSION,
         "embed_dim": fusion.embed_dim, "mask_in_chans": fusion.mask_in_chans, "init": fusion.init,
@@ -90,12 +101,21 @@ def save_fusion(fusion: DenseFusion, path, model_identity: dict, *, uncertainty:
         "state_dict": {k: v.detach().cpu() for k, v in fusion.state_dict().items()},
         "training": training or {},
     }
+    if last_state is not None:
+        payload["last_state_dict"] = {k: v.detach().cpu() for k, v in last_state.items()}
     return save_atomic(payload, path)
 
 
-def load_fusion(path, model_identity: dict | None = None, *, uncertainty: str | None = None) -> tuple[DenseFusion, dict]:
+STATES = ("selected", "last")
+
+
+def load_fusion(path, model_identity: dict | None = None, *, uncertainty: str | None = None,
+                state: str = "selected") -> tuple[DenseFusion, dict]:
     """The module stored at ``path`` and its payload (``uncertainty``, ``training``...), checked against
-    the model it will run on and the uncertainty map it will be fed."""
+    the model it will run on and the uncertainty map it will be fed. ``state``: ``"selected"`` (by
+    validation) or ``"last"`` (the last trained epoch's)."""
+    if state not in STATES:
+        raise ValueError(f"state must be one of {STATES}, got {state!r}")
     payload = read_payload(path, kind="dense-fusion", file_format=FUSION_FORMAT, version=FUSION_FORMAT_VERSION)
     if model_identity is not None and payload["model_identity"] != dict(model_identity):
         raise FusionModelMismatchError(f"fusion module {path} was trained on model {payload['model_identity']}, "
@@ -104,5 +124,8 @@ def load_fusion(path, model_identity: dict | None = None, *, uncertainty: str | 
         raise ValueError(f"fusion module {path} was trained with the {payload['uncertainty']!r} map, "
                          f"not with {uncertainty!r}")
     fusion = DenseFusion(payload["embed_dim"], mask_in_chans=payload["mask_in_chans"], init=payload["init"], seed=None)
-    fusion.load_state_dict(payload["state_dict"], strict=True)
+    key = "state_dict" if state == "selected" else "last_state_dict"
+    if key not in payload:
+        raise ValueError(f"fusion module {path} holds no last trained state (trained with 0 epochs, or by older code)")
+    fusion.load_state_dict(payload[key], strict=True)
     return fusion.eval(), payload

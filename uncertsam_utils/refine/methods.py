@@ -48,6 +48,10 @@ class MaskPromptRefinement(UQMethod):
             refined = second_pass(predictor, encoding, None, first.logits, None, points=points, labels=labels)
         return _result(self.name, refined, encoding, {})
 
+    def equivalence_key(self):
+        """Mask-prompt refinement of SAM-2's first pass (``dedup.py``)."""
+        return ("mask-prompt", "sam", None)
+
 
 class GroundTruthMaskPrompt(UQMethod):
     """The upper bound: the ground-truth mask, as logits ±16.1 (safe_logit of 0/1, as the paper), resized
@@ -97,6 +101,19 @@ class _FusionRefinement(UQMethod):
 
             posterior = benchmark_posterior(loaded_model, "exact", generator)
         return cls(fusion=DenseFusion(embed_dim_of(loaded_model.model)), posterior=posterior)
+
+    def equivalence_key(self):
+        """With an untrained module, mask-prompt refinement of the first pass (``dedup.py``); else None."""
+        from .fusion import is_untrained
+
+        if self._fusion is None or not is_untrained(self._fusion):
+            return None
+        first, _ = UNCERTAINTY_SOURCES[self.uncertainty]
+        if first == "sam":
+            return ("mask-prompt", "sam", None)
+        from .training import posterior_fingerprint
+
+        return ("mask-prompt", first, posterior_fingerprint(self._posterior))
 
     def predict(self, predictor, image, boxes, *, encoding=None, generator=None) -> UQResult:
         if self._fusion is None:

@@ -43,22 +43,33 @@ class FirstPass:
 
 
 def first_pass(kind: str, predictor, encoding, *, points, labels, image_index=None, posterior=None) -> FirstPass:
-    """Decode (n, P, 2) points with (n, P) labels (box corners are labels 2, 3) without gradient."""
-    if kind not in FIRST_PASSES:
-        raise ValueError(f"first pass must be one of {FIRST_PASSES}, got {kind!r}")
-    with torch.no_grad():
-        out = predictor.decode(encoding, points=points, point_labels=labels, image_index=image_index,
-                               return_internals=kind == "laplace")
-        if kind == "sam":
-            logits = out.logits.float()
-            return FirstPass(logits, binary_entropy(torch.sigmoid(logits)), out.iou)
-        if posterior is None:
-            raise ValueError("a Laplace first pass needs a fitted posterior (`uncertsam fit laplace`)")
-        from ..uq.laplace.predictive import predictive_maps
+    """Decode (n, P, 2) points with (n, P) labels (box corners are labels 2 and 3) without gradient."""
+    return first_passes((kind,), predictor, encoding, points=points, labels=labels, image_index=image_index,
+                        posterior=posterior)[kind]
 
-        var = posterior.logit_variance(out.h, out.U)
-        _, logits, maps = predictive_maps(out.logits.float(), var, maps=("entropy",))
-        return FirstPass(logits, maps["entropy"], out.iou)
+
+def first_passes(kinds, predictor, encoding, *, points, labels, image_index=None, posterior=None) -> dict[str, FirstPass]:
+    """The first passes of ``kinds`` (``FIRST_PASSES``) from one decoder call: SAM-2's logits are the
+    Laplace predictive's MAP logits, so both come from the same decode (the fusion training's bank)."""
+    unknown = [kind for kind in kinds if kind not in FIRST_PASSES]
+    if unknown:
+        raise ValueError(f"first pass must be one of {FIRST_PASSES}, got {unknown[0]!r}")
+    if "laplace" in kinds and posterior is None:
+        raise ValueError("a Laplace first pass needs a fitted posterior (`uncertsam fit laplace`)")
+    out: dict[str, FirstPass] = {}
+    with torch.no_grad():
+        decoded = predictor.decode(encoding, points=points, point_labels=labels, image_index=image_index,
+                                   return_internals="laplace" in kinds)
+        logits = decoded.logits.float()
+        if "sam" in kinds:
+            out["sam"] = FirstPass(logits, binary_entropy(torch.sigmoid(logits)), decoded.iou)
+        if "laplace" in kinds:
+            from ..uq.laplace.predictive import predictive_maps
+
+            var = posterior.logit_variance(decoded.h, decoded.U)
+            _, mean_logits, maps = predictive_maps(logits, var, maps=("entropy",))
+            out["laplace"] = FirstPass(mean_logits, maps["entropy"], decoded.iou)
+    return out
 
 
 def second_pass(predictor, encoding, fusion: DenseFusion | None, first_logits: torch.Tensor,

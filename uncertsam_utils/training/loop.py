@@ -8,7 +8,9 @@ The loop owns what every such trainer does the same way:
   optimiser and schedule step;
 * **progress and time**: a bar per epoch with the running loss, the run's wall seconds;
 * **validation and selection**: after every epoch the trainer's validation scores; the state of the
-  epoch with the lowest ``criterion`` is kept and restored at the end;
+  epoch with the best ``criterion`` (the lowest, or the highest with ``maximize``; ties keep the
+  earlier epoch) is kept and restored at the end, and the last trained epoch's state is returned
+  beside it (``LoopResult.last_state``: what training made, whether or not selection kept it);
 * **resume state**: written atomically after every epoch and every ``checkpoint_every`` steps
   (``resume.ResumeFile``); a resumed run continues exactly as an uninterrupted one.
 
@@ -41,9 +43,10 @@ class Trainer(Protocol):
     def prepare(self) -> None:
         """Compute the run's expensive inputs once, before the first step (e.g. frozen features)."""
 
-    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator) -> Iterator[Any]:
-        """An epoch's batches from step ``start`` on, items visited in ``order``; every random draw
-        from ``generator``, lazily (a batch is drawn when the loop asks for it)."""
+    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator, epoch: int) -> Iterator[Any]:
+        """Epoch ``epoch``'s (0-based) batches from step ``start`` on, items visited in ``order``; every
+        random draw from ``generator``, lazily (a batch is drawn when the loop asks for it), or from
+        draws of its own keyed by the epoch (the fusion modules' first-pass bank)."""
 
     def backward(self, batch) -> dict[str, float]:
         """Loss of one batch, back-propagated (gradients accumulate in ``module``); the numbers to
@@ -65,7 +68,8 @@ class LoopConfig:
     stream_tag: int  # separates this trainer's draws from other uses of the seed
     label: str = "train"  # progress bar: "<label> epoch e/E"
     unit: str = "step"
-    criterion: str = "val_loss"  # the validation score to minimise
+    criterion: str = "val_loss"  # the validation score that selects the epoch
+    maximize: bool = False  # the criterion is a score to maximise (e.g. validation mIoU), not a loss
     checkpoint_every: int | None = None  # steps; None: resume state at the end of each epoch only
     row_seconds: bool = False  # history rows carry the epoch's seconds
     select_initial: bool = False  # the untrained module is a selection candidate (epoch 0)
@@ -94,6 +98,8 @@ class LoopResult:
     seconds: float
     prepare_seconds: float
     steps: int  # optimisation steps in this call
+    last_state: dict | None = None  # the module after the last trained epoch (None if no epoch was trained)
+    last_epoch: int = 0  # that epoch (0: nothing trained)
 
     @property
     def best_epoch(self) -> int:
@@ -149,11 +155,14 @@ class EpochLoop:
             if not whole:
                 self.trainer.module.eval()
                 return self._result(False, False, prepare_seconds, steps)
+        last = _cloned(self.trainer.module.state_dict()) if self.state.epoch else None
         if self.state.best is not None:
             self.trainer.module.load_state_dict(self.state.best["state"])
         self.trainer.module.eval()
         finished = stopped_early or self.state.epoch >= self.config.epochs
-        return self._result(finished, stopped_early, prepare_seconds, steps)
+        result = self._result(finished, stopped_early, prepare_seconds, steps)
+        result.last_state, result.last_epoch = last, self.state.epoch
+        return result
 
     # ----------------------------------------------------------------------------------- epochs
 
@@ -166,7 +175,7 @@ class EpochLoop:
         bar = progress_bar(config.steps_per_epoch, initial=state.position, unit=config.unit, enabled=self.progress,
                            desc=f"{config.label} epoch {state.epoch + 1}/{config.epochs}")
         running = RunningMean()
-        for batch in self.trainer.batches(state.order, state.position, self.generator):
+        for batch in self.trainer.batches(state.order, state.position, self.generator, state.epoch):
             parts = optimisation_step(self.trainer.module, self.optimizer, self.scheduler,
                                       lambda: self.trainer.backward(batch), config.grad_clip)
             for name, value in parts.items():
@@ -214,13 +223,15 @@ class EpochLoop:
         self._save()
 
     def _consider(self, epoch: int, scores: dict) -> None:
-        """Keep the module's state when its criterion is the lowest so far (the first on ties)."""
+        """Keep the module's state when its criterion is the best so far (the first on ties)."""
         criterion, best = self.config.criterion, self.state.best
-        if best is None or scores[criterion] < best[criterion]:
-            self.state.best = {"epoch": epoch, criterion: scores[criterion],
-                               "state": {k: v.detach().cpu().clone() for k, v in self.trainer.module.state_dict().items()}}
+        value = scores[criterion]
+        better = best is None or (value > best[criterion] if self.config.maximize else value < best[criterion])
+        if better:
+            self.state.best = {"epoch": epoch, criterion: value, "state": _cloned(self.trainer.module.state_dict())}
 
     def _patience_spent(self) -> bool:
+        """``patience`` epochs trained since the selected one (the untrained module counts as epoch 0)."""
         best, patience = self.state.best, self.config.patience
         return patience is not None and best is not None and self.state.epoch - best["epoch"] >= patience
 
@@ -252,3 +263,7 @@ class EpochLoop:
     def _result(self, finished: bool, stopped_early: bool, prepare_seconds: float, steps: int) -> LoopResult:
         state = self.state
         return LoopResult(state.history, state.best, finished, stopped_early, state.seconds, prepare_seconds, steps)
+
+
+def _cloned(state: dict) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from .base import UQMethod, UQResult, image_generator
 from .baseline import Baseline
-from .laplace import LaplaceExact, LaplacePaper
+from .laplace import LaplaceExact, LaplacePaper, LaplaceUntempered
 from .combined import ProductCombination, RankMeanCombination
 from .prompt_perturbation import PromptPerturbation
 from .registry import METHODS, make_method
+from .temperature_scaling import TemperatureScaledBaseline
 from .tta import TestTimeAugmentation
 from .varnet import VarianceNetwork
 
@@ -21,6 +22,8 @@ METHODS.update({cls.name: cls for cls in (RankMeanCombination, ProductCombinatio
 
 METHODS.update({cls.name: cls for cls in (LaplaceExact, LaplacePaper)})  # last-layer Laplace (issue 6)
 UQ_METHOD_NAMES = tuple(METHODS)  # the uncertainty methods proper (what `bench uq` times by default)
+# References that cost what laplace and baseline cost: another posterior, the baseline's logits scaled
+METHODS.update({cls.name: cls for cls in (LaplaceUntempered, TemperatureScaledBaseline)})
 
 from ..refine.methods import REFINEMENT_METHODS  # noqa: E402  (they implement this package's interface)
 

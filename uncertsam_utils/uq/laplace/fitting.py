@@ -33,17 +33,25 @@ class Recipe:
     prior: str  # "marglik", "gridsearch" or "fixed"
     prior_precision: float  # the fixed value, or the start of the search
     description: str
+    temperature: float | str = 1.0  # of the likelihood (GGN and loss / T); "val": chosen on fit/val (tempering.py)
 
 
 RECIPES: dict[str, Recipe] = {
-    "exact": Recipe("exact", "bernoulli", None, "marglik", 1.0,
-                    "per-pixel Bernoulli GGN at the model's low resolution; prior precision by marginal likelihood"),
+    "tempered": Recipe("tempered", "bernoulli", None, "marglik", 1.0,
+                       "per-pixel Bernoulli GGN at the model's low resolution, tempered: likelihood / T with T chosen on "
+                       "fit/val by held-out predictive NLL; prior precision by the tempered marginal likelihood",
+                       temperature="val"),
+    "untempered": Recipe("untempered", "bernoulli", None, "marglik", 1.0,
+                         "per-pixel Bernoulli GGN at the model's low resolution, every pixel an independent "
+                         "observation (T = 1); prior precision by marginal likelihood"),
     "paper": Recipe("paper", "softmax", 128, "fixed", 1.0,
                     "the reference code: GGN of a softmax over the 128² resized logits; prior precision 1"),
 }
+RECIPE_ALIASES = {"exact": "untempered"}  # the untempered recipe's name in 0.2 (posterior files, commands)
 
 
 def get_recipe(name: str) -> Recipe:
+    name = RECIPE_ALIASES.get(name, name)
     if name not in RECIPES:
         raise KeyError(f"unknown Laplace recipe {name!r}; choose from {', '.join(RECIPES)}")
     return RECIPES[name]
@@ -171,31 +179,42 @@ def _fit_curvature(la, loaded, dataset, loader, progress: bool) -> float:
     return seconds
 
 
+def marglik_search(la) -> dict:
+    """The prior precision by the (tempered) marginal likelihood: the tempered recipe's search at each T."""
+    return optimize_prior(la, "marglik")
+
+
+
 # -------------------------------------------------------------------------------------------- fit
-def fit_posterior(loaded, data, *, recipe: str = "exact", structure: str = "diag", prior: str | None = None,
+def fit_posterior(loaded, data, *, recipe: str = "untempered", structure: str = "diag", prior: str | None = None,
                   prior_precision: float | None = None, prior_structure: str = "scalar", val_data=None,
                   val_images: int | None = 16, seed: int = 0, objects: str = "one", max_images: int | None = None,
-                  progress: bool = True, predictor=None, description: str | None = None) -> LastLayerPosterior:
+                  progress: bool = True, predictor=None, description: str | None = None,
+                  selection_images: int | None = None) -> LastLayerPosterior:
     """Fit the treated layer's posterior on ``data`` (a SplitReader or a list of samples), one pass.
 
     ``data`` may also be a feature loader (``cached_features``) of this model, to fit several
-    posteriors from one encoding pass. ``recipe`` sets the likelihood, the fit resolution and the prior method (``prior`` and
-    ``prior_precision`` override the latter). ``val_data`` (needed by ``prior="gridsearch"``):
-    up to ``val_images`` images whose features are cached in memory.
+    posteriors from one encoding pass. ``recipe`` sets the likelihood, the fit resolution, the prior method (``prior`` and
+    ``prior_precision`` override the latter) and the likelihood temperature. ``val_data`` (needed by
+    ``prior="gridsearch"``: up to ``val_images`` images whose features are cached in memory; and by a
+    temperature chosen on held-out data: its first ``selection_images`` images, None: all).
 
     Under torchrun (``uncertsam fit laplace``), the prompts of image i are fitted by rank i mod N, the curvature
-    and the loss are summed over the ranks (``sum_curvature_over_ranks``) and rank 0 searches the
-    prior precision: every rank returns the single-process posterior up to float summation order.
+    and the loss are summed over the ranks (``sum_curvature_over_ranks``) and rank 0's prior search is
+    taken by every rank: every rank returns the single-process posterior up to float summation order.
+    The temperature selection on held-out data runs on each rank over the same images.
     """
     from ... import distributed
     from ...model import Predictor
 
     spec = get_recipe(recipe)
+    recipe = spec.name
     prior = spec.prior if prior is None else prior
     tau = spec.prior_precision if prior_precision is None else float(prior_precision)
     predictor = Predictor(loaded.model) if predictor is None else predictor
-    la = make_laplace(predictor.treated_layer, structure, spec.pixel_likelihood, spec.fit_size, prior_precision=tau)
-    if isinstance(data, torch.utils.data.DataLoader):  # precomputed features: all of them, in this process
+    layer = predictor.treated_layer
+    la = make_laplace(layer, structure, spec.pixel_likelihood, spec.fit_size, prior_precision=tau)
+    if isinstance(data, torch.utils.data.DataLoader):
         loader, dataset = data, data.dataset
     else:
         dataset = PromptFeatures(predictor, data, seed=seed, objects=objects, max_images=max_images)
@@ -204,8 +223,19 @@ def fit_posterior(loaded, data, *, recipe: str = "exact", structure: str = "diag
         raise ValueError("no fitting data: the split is empty")
     fit_seconds = max(distributed.all_gather_objects(_fit_curvature(la, loaded, dataset, loader, progress)))
     start = time.perf_counter()
+    if spec.temperature != "val":
+        la.temperature = float(spec.temperature)
     search = _search_prior(la, prior, tau, prior_structure, predictor, val_data, seed, objects, val_images)
     skipped = [s for part in distributed.all_gather_objects(getattr(dataset, "skipped", None)) for s in part or ()]
+    selection = None
+    if spec.temperature == "val":  # the untempered search above is kept as the collapse it corrects
+        from .tempering import select_on_heldout
+
+        masks = len(dataset) - len(skipped)
+        selection = select_on_heldout(la, predictor, val_data, masks, marglik_search, seed=seed,
+                                      images=selection_images)
+        selection["untempered_prior"] = search
+        search = selection.pop("prior")
     info = {
         "data": description if description is not None else _describe_data(data),
         "seed": seed,
@@ -218,7 +248,10 @@ def fit_posterior(loaded, data, *, recipe: str = "exact", structure: str = "diag
         "prior": search,
         "recipe_description": spec.description,
         "mask_size": predictor.mask_size,
+        "temperature": float(la.temperature),
     }
+    if selection is not None:
+        info["temperature_selection"] = selection
     return LastLayerPosterior(la, recipe, structure, spec.pixel_likelihood, spec.fit_size, model_identity(loaded), info)
 
 
@@ -235,17 +268,19 @@ def benchmark_posterior(loaded, recipe: str, generator: torch.Generator, *, imag
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
     size = int(loaded.model.image_size)
     data = synthetic_images(images, size, seed=seed)
+    if get_recipe(recipe).temperature == "val":  # no held-out split here; a prediction costs the same at any T
+        recipe = "untempered"
     return fit_posterior(loaded, data, recipe=recipe, seed=seed, progress=False, description="synthetic (benchmark)")
 
 
-def fit_seconds_per_image(loaded, *, images: int = 4, seed: int = 0, recipe: str = "exact", repeats: int = 1) -> float:
+def fit_seconds_per_image(loaded, *, images: int = 4, seed: int = 0, recipe: str = "untempered", repeats: int = 1) -> float:
     """Median wall time of the curvature pass per image (encode + decode + closed form, no prior search)."""
     from ...model import Predictor
 
     predictor = Predictor(loaded.model)
     data = synthetic_images(images + 1, int(loaded.model.image_size), seed=seed)
     spec = get_recipe(recipe)
-    times = []
+    times = []  # the fit's cost does not depend on the temperature: tempered recipes are timed untempered
     for r in range(repeats + 1):  # the first pass warms up
         la = make_laplace(predictor.treated_layer, "diag", spec.pixel_likelihood, spec.fit_size)
         dataset = PromptFeatures(predictor, data[1:] if r else data[:1], seed=seed)
@@ -256,5 +291,5 @@ def fit_seconds_per_image(loaded, *, images: int = 4, seed: int = 0, recipe: str
     return float(np.median(times))
 
 
-__all__ = ["MARGLIK_GRID", "PRIOR_METHODS", "RECIPES", "Recipe", "benchmark_posterior", "fit_posterior",
-           "fit_seconds_per_image", "get_recipe", "marglik_curve", "optimize_prior"]
+__all__ = ["MARGLIK_GRID", "PRIOR_METHODS", "RECIPES", "RECIPE_ALIASES", "Recipe", "benchmark_posterior", "fit_posterior",
+           "fit_seconds_per_image", "get_recipe", "marglik_curve", "marglik_search", "optimize_prior"]

@@ -1,4 +1,5 @@
-"""Last-layer Laplace approximation on SAM's mask decoder: the ``laplace`` and ``laplace-paper`` methods.
+"""Last-layer Laplace approximation on SAM's mask decoder: the ``laplace``, ``laplace-untempered`` and
+``laplace-paper`` methods.
 
 The posterior (``posterior.py``) is fitted once per model (``fitting.py``, ``uncertsam fit laplace``)
 and passed in as ``posterior=`` (a file or a :class:`LastLayerPosterior`). Both methods then cost one
@@ -6,7 +7,7 @@ encoder pass and one decoder pass per image: the decoder's hooks give, per promp
 layer's input h and the upscaled embedding U (``decode(..., return_internals=True)``), and the
 hypernetwork output's posterior covariance Σ_z (C × C) follows from h alone.
 
-* ``laplace`` (the ``exact`` predictive, default): the per-pixel logit is N(μ_p, v_p) with μ_p the
+* ``laplace`` (the closed-form predictive, default): the per-pixel logit is N(μ_p, v_p) with μ_p the
   MAP logit and v_p = u_pᵀ Σ_z u_p; the mean probability, its entropy and the mutual information
   are closed forms, the std uses Gauss–Hermite quadrature where it is accurate
   (``predictive.py``); fp32 throughout. ``link="probit"`` switches the mean to
@@ -17,9 +18,14 @@ hypernetwork output's posterior covariance Σ_z (C × C) follows from h alone.
   ECE/Brier/sharpness differences against the fp32 methods). It samples the C-dimensional
   hypernetwork output instead of the 8,224 weights (the same distribution, vectorised).
 
+* ``laplace-untempered``: the same closed-form predictive of the ``untempered`` posterior (every pixel
+  an independent observation; the recipe that collapses onto the baseline, kept as a reference).
+
 Which posterior each uses is independent of the predictive: the paper's numbers are
 ``laplace-paper`` with a ``--recipe paper`` posterior (softmax-over-pixels GGN at 128², prior
-precision 1), the companion's default is ``laplace`` with a ``--recipe exact`` posterior.
+precision 1); the companion's default is ``laplace`` with a ``--recipe tempered`` posterior (the
+per-pixel GGN with the likelihood divided by a temperature chosen on fit/val by held-out predictive
+NLL, ``tempering.py``); ``laplace-untempered`` with a ``--recipe untempered`` one.
 Maps (low resolution): ``entropy`` (default), ``mutual_information``, ``std``, ``logit_variance``;
 ``prob`` is the Laplace predictive mean (it replaces the MAP probability) and ``logits`` its logit.
 """
@@ -52,7 +58,7 @@ def resolve_posterior(posterior) -> tuple[str | None, "LastLayerPosterior | None
 
 
 class _LaplaceMethod(UQMethod):
-    recipe: str = "exact"
+    recipe: str = "tempered"  # the recipe of the posterior it is paired with (evaluation.cache.LAPLACE_RECIPES)
 
     def __init__(self, posterior: "LastLayerPosterior | str | Path | None" = None):
         self.posterior, self._posterior = resolve_posterior(posterior)
@@ -85,15 +91,17 @@ class _LaplaceMethod(UQMethod):
         return {
             "iou_pred": out.iou,
             "posterior": f"{posterior.recipe}/{posterior.structure}",
+            "temperature": posterior.temperature,
             "prior_precision": posterior.prior_precision.tolist(),
         }
 
 
 class LaplaceExact(_LaplaceMethod):
-    """Closed-form predictive of the last-layer Laplace posterior (see the module docstring)."""
+    """Closed-form predictive of the last-layer Laplace posterior (see the module docstring); ``laplace``
+    pairs it with the tempered posterior."""
 
     name = "laplace"
-    recipe = "exact"
+    recipe = "tempered"
 
     def __init__(self, posterior=None, link: str = "mixture", std_nodes: int = 32):
         super().__init__(posterior)
@@ -109,6 +117,13 @@ class LaplaceExact(_LaplaceMethod):
             var = posterior.logit_variance(h, out.U.reshape(-1, *out.U.shape[-3:])).reshape(out.logits.shape)
             prob, logits, maps = predictive_maps(out.logits, var, link=self.link, std_nodes=self.std_nodes, maps=MAPS)
         return UQResult(self.name, logits, prob, maps, self.default_map, encoding.orig_hw[0], self._info(posterior, out))
+
+
+class LaplaceUntempered(LaplaceExact):
+    """The closed-form predictive of the untempered posterior (T = 1): the recipe that collapses."""
+
+    name = "laplace-untempered"
+    recipe = "untempered"
 
 
 class LaplacePaper(_LaplaceMethod):
@@ -144,6 +159,6 @@ class LaplacePaper(_LaplaceMethod):
 
 # Their public path, the one they had as the module uq/laplace.py: evaluation manifests (evaluation.json)
 # record each method's class by module and name, and a rerun into an existing folder compares them.
-LaplaceExact.__module__ = LaplacePaper.__module__ = "uncertsam_utils.uq.laplace"
+LaplaceExact.__module__ = LaplacePaper.__module__ = LaplaceUntempered.__module__ = "uncertsam_utils.uq.laplace"
 
-__all__ = ["LaplaceExact", "LaplacePaper", "MAPS", "resolve_posterior"]
+__all__ = ["LaplaceExact", "LaplacePaper", "LaplaceUntempered", "MAPS", "resolve_posterior"]

@@ -54,6 +54,11 @@ class LastLayerPosterior:
         return self.la.prior_precision.detach().clone()
 
     @property
+    def temperature(self) -> float:
+        """The likelihood temperature T (GGN and loss divided by T; 1: untempered)."""
+        return float(self.la.temperature)
+
+    @property
     def num_parameters(self) -> int:
         return int(self.la.n_params)
 
@@ -122,7 +127,8 @@ class LastLayerPosterior:
         shape = state["layer"]
         layer = nn.Linear(shape["in_features"], shape["out_features"])
         torch.nn.utils.vector_to_parameters(sd["mean"].detach().float(), layer.parameters())
-        la = make_laplace(layer, state["structure"], state["pixel_likelihood"], state["fit_size"])
+        la = make_laplace(layer, state["structure"], state["pixel_likelihood"], state["fit_size"],
+                          temperature=float(sd.get("temperature", 1.0)))
         la.load_state_dict(sd)
         posterior = cls(la, state["recipe"], state["structure"], state["pixel_likelihood"], state["fit_size"],
                         dict(state["model"]), dict(state.get("info", {})))

@@ -188,11 +188,13 @@ LAPLACE_CLASSES = {"diag": SegDiagLaplace, "kron": SegKronLaplace, "full": SegFu
 
 
 def make_laplace(layer: nn.Linear, structure: str, pixel_likelihood: str, fit_size: int | None,
-                 prior_precision: float = 1.0):
+                 prior_precision: float = 1.0, temperature: float = 1.0):
+    """A structure for ``layer``; ``temperature`` divides the likelihood (laplace-torch's GGN and loss factor)."""
     if structure not in LAPLACE_CLASSES:
         raise ValueError(f"unknown Hessian structure {structure!r}; choose from {', '.join(STRUCTURES)}")
     return LAPLACE_CLASSES[structure](
-        HyperHead(layer), "classification", prior_precision=prior_precision, backend=ClosedFormGGN,
+        HyperHead(layer), "classification", prior_precision=prior_precision, temperature=float(temperature),
+        backend=ClosedFormGGN,
         backend_kwargs={"pixel_likelihood": pixel_likelihood, "fit_size": fit_size},
     )
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -44,9 +45,10 @@ import torch
 import torch.nn.functional as F
 
 from ...artifacts import cache_digest, fit_data_key, model_identity
-from ...model.predictor import Decoded, Encoding, Predictor
+from ...model.predictor import Decoded, Predictor
 from ...prompts import jitter_boxes
-from ...training import (RESUME_SUFFIX, EpochLoop, LoopConfig, ResumeFile, adamw_with_schedule, load_fit_split,  # noqa: F401
+from ...training import (RESUME_SUFFIX, EpochLoop, FrozenFeatures, LoopConfig, ResumeFile,  # noqa: F401
+                         adamw_with_schedule, encode_split, load_fit_split,
                          optimisation_step as loop_step, resume_path, warmup_constant_decay)
 from .head import VarianceHead, gaussian_nll, save_head, transformer_dim
 
@@ -75,42 +77,6 @@ class VarnetTrainConfig:
 
 
 # ------------------------------------------------------------------------------- frozen part
-
-@dataclass
-class FrozenFeatures:
-    """Image-encoder outputs of a whole split, computed once (batch index = image index)."""
-
-    image_embed: torch.Tensor  # (N, C, e, e)
-    high_res_feats: list[torch.Tensor]
-    size: int
-
-    def encoding(self, image_ids: torch.Tensor) -> Encoding:
-        return Encoding(
-            image_embed=self.image_embed.index_select(0, image_ids),
-            high_res_feats=[f.index_select(0, image_ids) for f in self.high_res_feats],
-            orig_hw=[(self.size, self.size)] * len(image_ids),
-        )
-
-
-def encode_split(predictor: Predictor, data, batch: int = 8, *, progress: bool = False, label: str = "encode") -> FrozenFeatures:
-    """Run the frozen image encoder once over ``data`` (a ``FitData`` at the model's input size)."""
-    from tqdm.auto import tqdm
-
-    if data.size != predictor.image_size:
-        raise ValueError(f"data held at {data.size}², the model's input is {predictor.image_size}²")
-    chunks = []
-    starts = range(0, data.num_images, batch)
-    with torch.inference_mode():
-        for start in tqdm(starts, desc=label, unit="batch", disable=not progress, leave=False):
-            images = torch.from_numpy(data.images[start : start + batch]).to(predictor.device)
-            inputs = images.permute(0, 3, 1, 2).float() / 255.0
-            chunks.append(predictor.encode_inputs(inputs, [(data.size, data.size)] * len(images)))
-    return FrozenFeatures(
-        image_embed=torch.cat([c.image_embed for c in chunks]),
-        high_res_feats=[torch.cat(parts) for parts in zip(*(c.high_res_feats for c in chunks))],
-        size=data.size,
-    )
-
 
 @dataclass
 class PromptBatch:
@@ -281,12 +247,16 @@ class HeadTrainer:
     val_features: FrozenFeatures | None = None
 
     def prepare(self) -> None:
-        """The frozen image encoder's outputs of both splits, once per run."""
+        """The frozen image encoder's outputs of both splits, once per run (unless given: shared by seeds)."""
         batch, progress = self.config.encode_batch, self.progress
-        self.train_features = encode_split(self.predictor, self.train_data, batch, progress=progress, label="encode fit/train")
-        self.val_features = encode_split(self.predictor, self.val_data, batch, progress=progress, label="encode fit/val")
+        if self.train_features is None:
+            self.train_features = encode_split(self.predictor, self.train_data, batch, progress=progress,
+                                               label="encode fit/train")
+        if self.val_features is None:
+            self.val_features = encode_split(self.predictor, self.val_data, batch, progress=progress,
+                                             label="encode fit/val")
 
-    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator):
+    def batches(self, order: torch.Tensor, start: int, generator: torch.Generator, epoch: int):
         if start:
             raise ValueError("the variance head's resume state is written at the end of an epoch only")
         return frozen_steps(self.predictor, self.train_data, self.train_features, order, self.config, generator)
@@ -315,11 +285,13 @@ def train_variance_head(
     progress: bool = True,
     extra_record: dict | None = None,
     stop_after_epochs: int | None = None,
+    features: tuple | None = None,
     log: Callable[[str], None] = print,
 ) -> VarnetTrainResult:
     """Train a head for ``loaded_model`` (a ``LoadedModel``; frozen) on in-memory ``FitData``.
 
     Writes the selected head to ``out`` (``save_head``) when given, with a training record.
+    ``features``: the (train, val) ``FrozenFeatures`` of these data, shared by several runs (seeds).
     ``stop_after_epochs`` ends the run early, leaving only the resume state (for tests)."""
     model = loaded_model.model.eval()  # frozen: it only ever runs under no_grad (frozen_outputs)
     predictor = Predictor(model)
@@ -331,12 +303,16 @@ def train_variance_head(
     loop_config = LoopConfig(epochs=config.epochs, items=train_data.num_images, steps_per_epoch=steps_per_epoch,
                              grad_clip=config.grad_clip, stream_tag=_STREAM_TAG, label="varnet", row_seconds=True)
     resume_file = ResumeFile.beside(out, key)
-    loop = EpochLoop(HeadTrainer(head, predictor, train_data, val_data, config, progress), optimizer, scheduler,
-                     loop_config, seed=seed, resume_file=resume_file, progress=progress, log=log)
+    trainer = HeadTrainer(head, predictor, train_data, val_data, config, progress, *(features or (None, None)))
+    loop = EpochLoop(trainer, optimizer, scheduler, loop_config, seed=seed, resume_file=resume_file, progress=progress,
+                     log=log)
+    cpu = time.process_time()
     result = loop.run(resume=resume, stop_after_epochs=stop_after_epochs)
+    cpu = time.process_time() - cpu
     if not result.finished:
         return VarnetTrainResult(head, result.history, result.best_epoch, None, {"stopped_after_epoch": loop.state.epoch})
-    record = _record(loaded_model, train_data, val_data, config, seed, result, extra_record)
+    record = _record(loaded_model, train_data, val_data, config, seed, result, {"cpu_seconds": round(cpu, 1),
+                                                                                  **(extra_record or {})})
     if out is not None:
         save_head(head, out, loaded_model, training=record)
         resume_file.remove()
@@ -447,3 +423,38 @@ def train_or_load(root: Path, loaded_model, *, config: VarnetTrainConfig = Varne
         log(f"using the cached head {path.name}")
     head = load_head(path, loaded_model)
     return head, head.training_record
+
+
+def train_or_load_seeds(root: Path, loaded_model, seeds, *, config: VarnetTrainConfig = VarnetTrainConfig(),
+                        limit: int | None = None, train_missing: bool = True, progress: bool = True,
+                        log: Callable[[str], None] = print) -> dict[int, Path | None]:
+    """``{seed: head file}`` of one recipe trained with each of ``seeds`` (each cached as ``train_or_load``
+    caches it, verified): the data are read and encoded once for every missing seed. None: missing."""
+    from ...artifacts import full_key
+    from ...cache.entries import record_entry, reuse_entry
+
+    paths = {int(s): cached_head_path(root, loaded_model, config, int(s), limit) for s in seeds}
+    missing = [s for s, p in paths.items() if not reuse_entry(p, log)]
+    if missing and train_missing:
+        train_data, val_data = load_fit_splits(root, loaded_model.image_size, limit=limit, progress=progress)
+        predictor = Predictor(loaded_model.model.eval())
+        features = tuple(encode_split(predictor, d, config.encode_batch, progress=progress, label=f"encode fit/{n}")
+                         for d, n in ((train_data, "train"), (val_data, "val")))
+        for seed in missing:
+            log(f"training the variance head with seed {seed}")
+            train_variance_head(loaded_model, train_data, val_data, out=paths[seed], config=config, seed=seed,
+                                resume=True, progress=progress, features=features, log=log,
+                                extra_record={"data": {"root": Path(root).name, "limit": limit}})
+            record_entry(paths[seed], "varnet", full_key(head_cache_key(root, loaded_model, config, seed, limit)))
+    return {s: (p if p.is_file() else None) for s, p in paths.items()}
+
+
+def seed_methods(heads: dict, loaded_model, *, plain_seed: int) -> dict:
+    """``{name: VarianceNetwork}`` of ``train_or_load_seeds``' heads: ``varnet`` for ``plain_seed`` (what
+    the per-dataset tables and the paper's claims read), ``varnet.s<seed>`` for the others; missing
+    heads left out. For the spread over seeds (``analysis``) in one evaluation."""
+    from ...seeds import seed_names
+    from .method import VarianceNetwork
+
+    names = seed_names("varnet", list(heads), plain_seed=plain_seed)
+    return {names[s]: VarianceNetwork.load(path, loaded_model) for s, path in heads.items() if path is not None}
