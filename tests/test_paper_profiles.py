@@ -26,7 +26,7 @@ def test_paper_smoke_is_the_paper_profile_with_small_counts():
     for key in ("model", "device", "checkpoint", "data_root"):
         assert smoke["defaults"][key] == paper["defaults"][key]
     assert smoke["defaults"]["max_images"] == 1 and smoke["defaults"]["fit_images"] == 2
-    assert smoke["notebooks"]["07"]["fusion_epochs"] == 1 and smoke["notebooks"]["07"]["clicks"] == 1
+    assert smoke["notebooks"]["07"]["fusion_epochs"] == 1 and smoke["notebooks"]["07"]["fusion_seeds"] == [0]
     # per-notebook values merge: the smoke's methods, the paper's clock
     assert smoke["notebooks"]["08"]["methods"] == ["prompt"] and smoke["notebooks"]["08"]["clock"] == "wall"
 
