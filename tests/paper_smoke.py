@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from uncertsam_utils.data.mini import generate_domains, generate_fit
-from uncertsam_utils.data.mini_domains import DOMAINS
+from uncertsam_utils.data.mini.domains import DOMAINS
 
 EVALUATED = ("COIFT", "BIG")
 MODEL = ["--set", "model=sam2.1_hiera_tiny", "--set", "checkpoint=random", "--set", "device=cpu",
