@@ -81,8 +81,8 @@ def test_data_content_is_hashed_once_and_a_changed_file_changes_it(bench, monkey
     first = cache.data_fingerprint(bench, parts)
     assert first["marker"] is None and set(first["content"]) == set(parts)
     calls = []
-    original = fingerprints._sha256_file
-    monkeypatch.setattr(fingerprints, "_sha256_file", lambda p, *a: calls.append(p.name) or original(p, *a))
+    original = fingerprints.file_sha256
+    monkeypatch.setattr(fingerprints, "file_sha256", lambda p, *a: calls.append(p.name) or original(p, *a))
     assert cache.data_fingerprint(bench, parts) == first and calls == []  # remembered by size and mtime
     image = bench / "COIFT" / "test" / "images" / "00000001.jpg"
     data = bytearray(image.read_bytes())

@@ -37,12 +37,12 @@ def record_path(path) -> Path:
 
 
 def _sums(path: Path) -> dict[str, str]:
-    from .fingerprints import _sha256_file
+    from .fingerprints import file_sha256
 
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != FOLDER_RECORD)
-        return {p.relative_to(path).as_posix(): _sha256_file(p) for p in files}
-    return {path.name: _sha256_file(path)}
+        return {p.relative_to(path).as_posix(): file_sha256(p) for p in files}
+    return {path.name: file_sha256(path)}
 
 
 def record_entry(path, kind: str, key: Mapping | None = None) -> Path:

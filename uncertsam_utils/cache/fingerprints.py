@@ -75,7 +75,8 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes, read in chunks (the one implementation: checkpoints, cache entries, data)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
@@ -128,7 +129,7 @@ def file_sums(folder) -> dict[str, str]:
         if isinstance(known, list) and known[:2] == stamp:
             files[name] = known
             continue
-        digest = _sha256_file(path)
+        digest = file_sha256(path)
         after = path.stat()
         if [after.st_size, after.st_mtime_ns] != stamp:
             raise RuntimeError(f"{path} changed while it was read; fingerprint the data when nothing writes to it")

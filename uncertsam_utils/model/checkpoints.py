@@ -13,7 +13,6 @@ The nano model is this project's own (see ``uncertsam train nano``) and ships in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -24,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache.fingerprints import file_sha256 as sha256_of
 from ..paths import PACKAGE_DIR, cache_dir
 
 URL_SAM2_0 = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
@@ -107,12 +107,6 @@ def checkpoint_dir() -> Path:
     return Path(env).expanduser().resolve() if env else cache_dir() / "checkpoints"
 
 
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 HASHES_FILE = "checkpoint-sha256.json"  # in cache_dir(): {resolved path: {size, mtime_ns, sha256}}
