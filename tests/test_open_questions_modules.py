@@ -4,39 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from uncertsam_utils.model import Predictor
 from uncertsam_utils.refine.end_to_end import EndToEndRefiner, LearnedLastLayerVariance, end_to_end_loss
 from uncertsam_utils.refine.fusion import DenseFusion
 from uncertsam_utils.refine.passes import box_points, first_pass, second_pass
 from uncertsam_utils.refine.spatial import SpatialFusion, make_fusion
 from uncertsam_utils.refine.training import FusionTrainConfig
 
-from conftest import smooth_image
+from test_refine import posterior, predictor, scene  # noqa: F401 (the same module-scoped fixtures)
 from test_varnet import small_fit_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def predictor(nano_random):
-    return Predictor(nano_random.model)
-
-
-@pytest.fixture(scope="module")
-def scene(predictor):
-    image = smooth_image(np.random.default_rng(3), 200, 300)
-    boxes = torch.tensor([[30.0, 40.0, 150.0, 170.0], [100.0, 20.0, 240.0, 120.0]])
-    with torch.no_grad():
-        encoding = predictor.encode(image)
-    return image, boxes, encoding
-
-
-@pytest.fixture(scope="module")
-def posterior(nano_random, predictor):
-    from uncertsam_utils.uq.laplace import cached_features, fit_posterior, synthetic_images
-
-    features = cached_features(predictor, synthetic_images(2, 256, seed=0), seed=0)
-    return fit_posterior(nano_random, features, recipe="exact", structure="diag", seed=0, progress=False)
 
 
 def test_spatial_exact_init_is_mask_prompt_and_sees_its_neighbours(predictor, scene):
