@@ -113,24 +113,31 @@ def percentile_interval(boot: np.ndarray, level: float = 0.95) -> tuple[float, f
     return float(lo), float(hi)
 
 
-def summarise(frame: pd.DataFrame, metrics: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
-              level: float = 0.95) -> pd.DataFrame:
-    """Long table: dataset, method, metric, mean (over masks), lo, hi (bootstrap percentile interval
-    over images), masks (non-NaN values), images. Sorted by dataset, method, metric order."""
-    rows = []
+def _cells(frame: pd.DataFrame, metrics: Sequence[str], n_boot: int, seed: int):
+    """Per dataset, method and metric (sorted): the rows of the method, the per-image sums and counts of
+    the metric over the dataset's images, and the dataset's shared bootstrap weights."""
     for dataset, by_dataset in frame.groupby("dataset", sort=True):
         images = np.sort(by_dataset["image_id"].unique())
         weights = bootstrap_weights(images, n_boot, seed, dataset)
         for method, group in by_dataset.groupby("method", sort=True):
             for metric in metrics:
                 sums, counts = image_sums(group, metric, images)
-                total = counts.sum()
-                mean = sums.sum() / total if total > 0 else math.nan
-                boot = resampled_means(sums, counts, weights) if total > 0 and n_boot > 0 else np.full(0, math.nan)
-                lo, hi = percentile_interval(boot, level) if boot.size else (math.nan, math.nan)
-                rows.append({"dataset": dataset, "method": method, "metric": metric, "mean": mean,
-                             "lo": lo, "hi": hi, "masks": int(total), "images": int(group["image_id"].nunique()),
-                             "undefined_resamples": undefined_resamples(boot)})
+                yield dataset, method, metric, group, sums, counts, weights
+
+
+def summarise(frame: pd.DataFrame, metrics: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
+              level: float = 0.95) -> pd.DataFrame:
+    """Long table: dataset, method, metric, mean (over masks), lo, hi (bootstrap percentile interval
+    over images), masks (non-NaN values), images. Sorted by dataset, method, metric order."""
+    rows = []
+    for dataset, method, metric, group, sums, counts, weights in _cells(frame, metrics, n_boot, seed):
+        total = counts.sum()
+        mean = sums.sum() / total if total > 0 else math.nan
+        boot = resampled_means(sums, counts, weights) if total > 0 and n_boot > 0 else np.full(0, math.nan)
+        lo, hi = percentile_interval(boot, level) if boot.size else (math.nan, math.nan)
+        rows.append({"dataset": dataset, "method": method, "metric": metric, "mean": mean,
+                     "lo": lo, "hi": hi, "masks": int(total), "images": int(group["image_id"].nunique()),
+                     "undefined_resamples": undefined_resamples(boot)})
     out = pd.DataFrame(rows, columns=["dataset", "method", "metric", "mean", "lo", "hi", "masks", "images",
                                       "undefined_resamples"])
     order = {m: i for i, m in enumerate(metrics)}
@@ -150,17 +157,12 @@ def dataset_mean_summary(frame: pd.DataFrame, metrics: Sequence[str], *, n_boot:
                              f"(missing: {sorted(set(datasets) - set(sets))}); pass allow_missing=True to "
                              "average over the datasets it has")
     parts: dict = {}  # (method, metric) -> ([dataset means], [resampled means])
-    for dataset, by_dataset in frame.groupby("dataset", sort=True):
-        images = np.sort(by_dataset["image_id"].unique())
-        weights = bootstrap_weights(images, n_boot, seed, dataset)
-        for method, group in by_dataset.groupby("method", sort=True):
-            for metric in metrics:
-                sums, counts = image_sums(group, metric, images)
-                if counts.sum() == 0:
-                    continue
-                means, boots = parts.setdefault((method, metric), ([], []))
-                means.append(sums.sum() / counts.sum())
-                boots.append(resampled_means(sums, counts, weights))
+    for _, method, metric, _, sums, counts, weights in _cells(frame, metrics, n_boot, seed):
+        if counts.sum() == 0:
+            continue
+        means, boots = parts.setdefault((method, metric), ([], []))
+        means.append(sums.sum() / counts.sum())
+        boots.append(resampled_means(sums, counts, weights))
     rows = []
     for method in sorted(present.index):
         for metric in metrics:

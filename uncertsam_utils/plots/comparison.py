@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .overlays import box_to_original_frame, crop_window, draw_box, outline
-from .palette import UNCERTAINTY_CMAP, evaluation_colour
-from .qualitative import _clean, _save, example_objects, percentile_map
+from .palette import UNCERTAINTY_CMAP
+from .qualitative import _finish_grid, example_objects, percentile_map
 
 
 def _object_map(values, k: int, orig_hw) -> np.ndarray:
@@ -101,12 +101,4 @@ def method_comparison_grid(rows: list[ComparisonRow], *, title: str | None = Non
     fig.colorbar(error, ax=axes[:, 1], fraction=0.05, pad=0.02, label="soft error").ax.tick_params(labelsize=6)
     fig.colorbar(ranks, ax=axes[:, -1], fraction=0.05, pad=0.02,
                  label="map value, percentile rank in the image").ax.tick_params(labelsize=6)
-    _clean(axes)
-    for ax, name in zip(axes[0], columns):
-        ax.set_title(name, fontsize=8, color=evaluation_colour(name, methods) if name in methods else "black")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    if caption:
-        fig.supxlabel(f"Shown: {caption}", fontsize=7, wrap=True)
-    _save(fig, path)
-    return fig
+    return _finish_grid(fig, axes, columns, methods, fontsize=8, title=title, caption=caption, path=path)

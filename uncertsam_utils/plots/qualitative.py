@@ -57,6 +57,22 @@ def _clean(axes) -> None:
         ax.set_yticks([])
 
 
+def _finish_grid(fig, axes, columns, methods, *, fontsize: int, title, caption, path):
+    """The common end of the example grids: bare axes, column titles in each method's colour, the
+    title, the caption naming the rule that chose the rows, saved to ``path`` when given."""
+    from .palette import evaluation_colour
+
+    _clean(axes)
+    for ax, name in zip(axes[0], columns):
+        ax.set_title(name, fontsize=fontsize, color=evaluation_colour(name, methods) if name in methods else "black")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    if caption:
+        fig.supxlabel(f"Shown: {caption}", fontsize=7, wrap=True)
+    _save(fig, path)
+    return fig
+
+
 def qualitative_grid(rows: list[QualitativeRow], method: str, *, map_name: str = "entropy",
                      uncertainty_range: tuple[float, float] | None = None, title: str | None = None,
                      path: str | Path | None = None, cell_size: float = 2.3, threshold: float = 0.5,

@@ -12,7 +12,7 @@ import numpy as np
 from .overlays import box_to_original_frame, crop_window, draw_box, outline, tint
 from .palette import MAP_LABELS, MAP_RANGES, UNCERTAINTY_CMAP, evaluation_colour
 from .comparison import _object_map
-from .qualitative import _clean, _save, example_objects
+from .qualitative import _finish_grid, example_objects
 
 PREDICTION_OUTLINE = "#ffd400"
 TARGET_OUTLINE = "#ffffff"
@@ -109,13 +109,5 @@ def refinement_grid(examples: list[RefinementExample], *, map_label: str = MAP_L
             outline(ax, predicted, PREDICTION_OUTLINE)
             ax.set_xlabel(f"IoU {iou:.3f}", fontsize=8)
         row_axes[0].set_ylabel(example.title, fontsize=8)
-    _clean(axes)
-    for ax, name in zip(axes[0], columns):
-        ax.set_title(name, fontsize=9, color=evaluation_colour(name, methods) if name in methods else "black")
-    _legend(fig)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    if caption:
-        fig.supxlabel(f"Shown: {caption}", fontsize=7, wrap=True)
-    _save(fig, path)
-    return fig
+    _legend(fig)  # a figure-level artist, created before the title as it always was
+    return _finish_grid(fig, axes, columns, methods, fontsize=9, title=title, caption=caption, path=path)
