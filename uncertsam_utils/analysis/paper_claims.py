@@ -73,7 +73,7 @@ def uncertainty_claims(results: pd.DataFrame, fit_results: pd.DataFrame | None =
                                   extra_rests_on=f"against {fit_results['image_id'].nunique()} fit/test images"))
     if set(LAPLACE) <= present:
         table = paired_difference(results, "laplace", "laplace-paper", "auroc", n_boot=n_boot, seed=seed)
-        claims.append(delta_claim("ours-laplace-exact-beats-paper-recipe", "The default Laplace recipe (tempered) "
+        claims.append(delta_claim("ours-laplace-default-beats-paper-recipe", "The default Laplace recipe (tempered) "
                                   "detects errors better than the paper's recipe (AUROC of laplace − laplace-paper)",
                                   table, "higher",
                                   notebook="06", source="ours", extra_rests_on=extra_rests_on))
