@@ -203,6 +203,20 @@ softening = "\n".join(analysis.describe_softening(mean_summary, m) for m in othe
 print(softening)
 
 # %% [markdown]
+# ## Do Pearson and Spearman ρ agree?
+#
+# Every pair of methods whose Pearson ρ (the paper's) on a dataset lies within 0.01, with their
+# Spearman ρ: with one logit convention, a gap is the maps' different rankings of the pixels, not
+# ties made by clamping (`tables/06_rank_agreement.csv`).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+close_pairs = analysis.close_pearson_pairs(summary, tolerance=0.01, agreement=0.05)
+rank_agreement = analysis.describe_close_pairs(close_pairs, tolerance=0.01, agreement=0.05)
+print(rank_agreement)
+close_pairs
+
+# %% [markdown]
 # ## Calibration and selective prediction
 #
 # Reliability diagrams per domain (every method; the diagonal is perfect calibration) and
@@ -280,6 +294,8 @@ combination_table = analysis.combination_gains(summary, combinations)
 combination_text = analysis.describe_combinations(combination_table)
 written += analysis.write_table(combination_table, tables_dir() / "06_combinations",
                                 title="Combined maps against their best component", note=combination_text)
+written += analysis.write_table(close_pairs, tables_dir() / "06_rank_agreement",
+                                title="Pairs of methods of close Pearson ρ and their Spearman ρ", note=rank_agreement)
 
 # %% [markdown]
 # ## The claims this notebook decides
@@ -303,6 +319,6 @@ pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "evidence": c.evidence} for 
 # %%
 lines = [f"- **{c.statement}**: {c.verdict}. {c.evidence}." for c in claims]
 lines += ["", analysis.describe_delta(delta, "pearson_shared"), "", analysis.describe_delta(delta, "auroc"), "",
-          softening, "", combination_text]
+          softening, "", rank_agreement, "", combination_text]
 print("\n".join(lines))
 print("\n".join(str(p) for p in written))

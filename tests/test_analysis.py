@@ -419,3 +419,36 @@ def test_laplace_claims_give_every_recipe_a_row():
     assert "ours-laplace-paper-recipe-fits-heldout-worse" not in verdicts
     with pytest.raises(ValueError, match="one held-out NLL per mask"):
         analysis.heldout_results(images, {"laplace": [0.1, 0.2]})
+
+
+def test_close_pearson_pairs_against_a_loop_over_pairs():
+    """Every pair of close Pearson ρ on a dataset is listed once, with its Spearman gap, as a plain
+    double loop finds them (m6 sits 0.01 from the methods at 0.5: at the tolerance, not close)."""
+    from uncertsam_utils.analysis import close_pearson_pairs, describe_close_pairs
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for dataset in ("A", "B"):
+        for method in ("m1", "m2", "m3", "m4", "m5"):
+            rows.append({"dataset": dataset, "method": method, "metric": "pearson",
+                         "mean": round(float(rng.choice([0.5, 0.505, 0.52, 0.5099])), 4)})
+            rows.append({"dataset": dataset, "method": method, "metric": "spearman", "mean": float(rng.random())})
+    rows.append({"dataset": "B", "method": "m6", "metric": "pearson", "mean": 0.51})  # 0.01 from 0.5: not close
+    rows.append({"dataset": "B", "method": "m6", "metric": "spearman", "mean": 0.5})
+    summary = pd.DataFrame(rows)
+    pairs = close_pearson_pairs(summary, tolerance=0.01, agreement=0.05)
+    value = {(r["dataset"], r["method"], r["metric"]): r["mean"] for r in rows}
+    expected = []
+    for dataset in ("A", "B"):
+        methods = sorted({r["method"] for r in rows if r["dataset"] == dataset})
+        for a, b in itertools.combinations(methods, 2):
+            if abs(value[dataset, a, "pearson"] - value[dataset, b, "pearson"]) < 0.01:
+                gap = abs(value[dataset, a, "spearman"] - value[dataset, b, "spearman"])
+                expected.append((dataset, a, b, gap, gap < 0.05))
+    got = [(r.dataset, r.method_a, r.method_b, r.spearman_gap, r.agrees) for r in pairs.itertuples()]
+    assert [g[:3] for g in got] == [e[:3] for e in expected] and expected
+    assert np.allclose([g[3] for g in got], [e[3] for e in expected])
+    assert [g[4] for g in got] == [e[4] for e in expected]
+    text = describe_close_pairs(pairs)
+    assert f": {len(expected)};" in text and f"on {sum(e[4] for e in expected)}." in text
+    assert describe_close_pairs(pairs.iloc[:0]).startswith("No two methods")

@@ -5,6 +5,7 @@
 * ``comparisons``: Δ tables (paired bootstrap, Holm across datasets, the mean over datasets):
   ``paired_difference``, ``delta_vs_baseline``, ``difference_between_splits``, ``delta_from_intervals``;
 * ``winners``: the best method per dataset on the common masks;
+* ``rank_agreement``: pairs of methods of close Pearson ρ and their Spearman gap (``close_pearson_pairs``);
 * ``tables``: wide / numeric tables, Markdown, ``write_table``, Table 1's layout, Δ tables as text;
 * ``claims``: scorecard rows decided by stated rules (``delta_claim``, ``bound_claim``, ``rank_claim``,
   ``joint_claim``); ``paper_claims``: the rows of notebooks 04 (``laplace_claims``),
@@ -45,6 +46,7 @@ from .comparisons import (
     holm,
     paired_difference,
 )
+from .rank_agreement import close_pearson_pairs, describe_close_pairs
 from .examples import examples_caption, object_deltas, select_examples
 from .notebook_text import (
     describe_benchmark,
@@ -72,9 +74,9 @@ from .winners import winners
 __all__ = [
     "ACCURACY_METRICS", "ALPHA", "HIGHER_IS_BETTER", "LABELS", "LOWER_IS_BETTER", "MIN_IMAGES_FOR_INTERVAL",
     "UNCERTAINTY_METRICS", "bootstrap_weights", "bound_claim", "combination_gains", "common_masks",
-    "dataset_mean_summary", "delta_claim", "delta_display", "delta_from_intervals", "delta_verdict",
+    "close_pearson_pairs", "dataset_mean_summary", "delta_claim", "delta_display", "delta_from_intervals", "delta_verdict",
     "delta_vs_baseline", "deltas_from_crossed", "deltas_from_results", "deltas_from_tables", "describe_benchmark",
-    "describe_combinations", "describe_core", "describe_costs", "describe_delta", "describe_difference",
+    "describe_close_pairs", "describe_combinations", "describe_core", "describe_costs", "describe_delta", "describe_difference",
     "describe_laplace_recipes", "describe_softening", "describe_spread", "describe_varnet_training",
     "describe_winners", "difference_between_splits", "direction", "examples_caption", "from_paired_table", "holm",
     "image_means", "interval", "joint_claim", "label", "numeric_table", "object_deltas", "paired_difference",
