@@ -71,7 +71,7 @@ import pandas as pd
 
 from uncertsam_utils import analysis, plots
 from uncertsam_utils.evaluation import (build_available, build_methods, check_coverage, evaluate_cached,
-                                        find_fitted_parts, load_results)
+                                        find_fitted_parts, load_counts, load_results)
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.scorecard import update_claims
 from uncertsam_utils.session import open_session
@@ -113,6 +113,8 @@ fit_dir = evaluate_cached("06-fit", predictor, loaded, {"baseline": build_method
 results = load_results(out_dir, datasets=datasets, methods=list(method_objects))
 fit_results = load_results(fit_dir)
 coverage = check_coverage(results, list(method_objects), allow_missing_datasets=allow_missing_datasets, left_out=left_out)
+counts = load_counts(out_dir, datasets)  # images and masks read, scored and skipped: every table says them
+scored_note = analysis.counts_note(counts)
 method_order = [m for m in methods if m in method_objects]
 print(f"{len(results)} rows; {len(results[['dataset', 'image_id']].drop_duplicates())} images; "
       f"{len(results) // max(1, len(method_order))} masks per method; fit/test: {fit_results['image_id'].nunique()} images")
@@ -260,8 +262,10 @@ plt.show()
 accuracy_metrics = ["IoU", "BIoU_2", "BIoU_1", "dice", "BER"]
 note = (f"Means over masks; [lo, hi]: 95 % bootstrap interval over images ({n_boot} resamples, seed {seed}). "
         f"Model {loaded.label}; data {Path(root).name}; split test; max_images {max_images}. pearson, spearman: "
-        "against each method's own soft error (the paper's); *_shared: against the baseline's soft error.") + coverage.note
-written = []
+        "against each method's own soft error (the paper's); *_shared: against the baseline's soft error.") + \
+    coverage.note + " " + scored_note
+written = analysis.write_table(counts, tables_dir() / "06_counts", title="Images and masks read, scored and skipped",
+                               note=scored_note)
 written += analysis.write_table(analysis.numeric_table(summary, accuracy_metrics), tables_dir() / "06_accuracy",
                                 markdown=analysis.wide_table(summary, accuracy_metrics),
                                 title="Accuracy per dataset and method", note=note)
@@ -293,9 +297,11 @@ combinations = {name: list(m.components) for name, m in method_objects.items() i
 combination_table = analysis.combination_gains(summary, combinations)
 combination_text = analysis.describe_combinations(combination_table)
 written += analysis.write_table(combination_table, tables_dir() / "06_combinations",
-                                title="Combined maps against their best component", note=combination_text)
+                                title="Combined maps against their best component",
+                                note=combination_text + "\n\n" + scored_note)
 written += analysis.write_table(close_pairs, tables_dir() / "06_rank_agreement",
-                                title="Pairs of methods of close Pearson ρ and their Spearman ρ", note=rank_agreement)
+                                title="Pairs of methods of close Pearson ρ and their Spearman ρ",
+                                note=rank_agreement + "\n\n" + scored_note)
 
 # %% [markdown]
 # ## The claims this notebook decides

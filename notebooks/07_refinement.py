@@ -78,7 +78,7 @@ import torch
 from uncertsam_utils import analysis
 from uncertsam_utils.analysis import seeds as analysis_seeds
 from uncertsam_utils.evaluation import (build_available, build_methods, check_coverage, evaluate_cached,
-                                        find_fitted_parts, load_results)
+                                        find_fitted_parts, load_counts, load_results)
 from uncertsam_utils.paths import figures_dir, tables_dir
 from uncertsam_utils.plots import refinement_examples, refinement_grid
 from uncertsam_utils.refine.dedup import copy_duplicates, unique_methods
@@ -174,6 +174,8 @@ out_dir = evaluate_cached("07", predictor, loaded, unique, root, datasets, files
 print(f"evaluated in {time.perf_counter() - tic[0]:.0f} s ({time.process_time() - tic[1]:.0f} s CPU): {out_dir.name}")
 results = copy_duplicates(load_results(out_dir, datasets=datasets, methods=list(unique)), same_as)
 coverage = check_coverage(results, list(methods), allow_missing_datasets=allow_missing_datasets, left_out=left_out)
+counts = load_counts(out_dir, datasets)  # images and masks read, scored and skipped: every table says them
+scored_note = analysis.counts_note(counts)
 
 # %% [markdown]
 # ## Table 1: mIoU and mBIoU per dataset, the mean and spread over seeds
@@ -211,8 +213,10 @@ note = (f"Means over masks, averaged over each row's training seeds; mean column
         f"{', '.join(map(str, fusion_seeds))}; '(trained)': the last trained epoch; '(click, trained)': the paper's "
         f"8-step click regime, {click_epochs} epoch(s), seeds {', '.join(map(str, click_seeds))}; Laplace first pass: "
         f"the tempered posterior (T {fitted.temperature:.3g}).") if fitted else "No Laplace posterior."
-note += coverage.note
-written = analysis.write_table(table1, tables_dir() / "07_table1", title="Table 1: refinement variants, mIoU and "
+note += coverage.note + " " + scored_note
+written = analysis.write_table(counts, tables_dir() / "07_counts", title="Images and masks read, scored and skipped",
+                               note=scored_note)
+written += analysis.write_table(table1, tables_dir() / "07_table1", title="Table 1: refinement variants, mIoU and "
                                "mBIoU per dataset (mean over training seeds)", note=note)
 table1.set_index("method")[[c for c in table1.columns if c.startswith("mean") or c == "seeds"]].round(4)
 

@@ -109,3 +109,16 @@ def test_a_checked_cell_without_expected_output_is_an_error_not_a_skip(tmp_path)
         apply_expected(edited, tmp_path / "expected")
     lonely = _notebook(tmp_path / "08_z.ipynb", [f"{CHECK_MARK}\nprint(3)"])
     assert check_against(lonely, tmp_path / "expected") == [f"08_z.ipynb: no expected outputs ({tmp_path / 'expected' / '08_z.ipynb'})"]
+
+
+EVALUATION_TABLES = sorted(p for p in (ROOT / "tables").glob("0[67]_*.md"))
+
+
+@pytest.mark.parametrize("path", EVALUATION_TABLES, ids=lambda p: p.name)
+def test_every_table_of_notebooks_06_and_07_says_what_it_scored_and_skipped(path):
+    """Issue 21: each table of an evaluation states, per dataset, the images and masks scored and skipped."""
+    text = path.read_text(encoding="utf-8")
+    assert "Scored per dataset: " in text, f"{path.name} does not say what it scored"
+    for dataset in ("BIG", "COIFT", "COD10K-v3", "MSD_Spleen", "ISTD", "SBU-shadow", "Flare7K", "Trans10K"):
+        assert re.search(rf"{re.escape(dataset)} \d+ of \d+ images \(\d+ skipped\), \d+ of \d+ masks \(\d+ skipped\)",
+                         text), f"{path.name}: no counts for {dataset}"

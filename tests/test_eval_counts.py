@@ -86,6 +86,17 @@ def test_max_images_and_the_table_of_counts(messy, nano_random, tmp_path):
     assert row.masks_read == row.masks_scored + row.masks_skipped
     assert row.max_images == 2
     assert list(load_counts(tmp_path).dataset) == ["COIFT"]
+    # the sentence the notebooks' tables carry (analysis.counts_note), from this real evaluation
+    from uncertsam_utils.analysis import counts_note
+
+    note = counts_note(table)
+    assert note.startswith("Scored per dataset: COIFT 2 of 8 images (6 skipped), 3 of 12 masks (9 skipped).")
+    assert "images beyond_max_images: 3" in note and "masks beyond_max_images: 6" in note and "images hidden_file: 1" in note
+    assert ": 0" not in note  # reasons that skipped nothing are not listed
+    clean = table.assign(**{c: 0 for c in table.columns if "skipped" in c})
+    assert counts_note(clean).endswith("Nothing was skipped.")
+    with pytest.raises(ValueError, match="what it scored"):
+        counts_note(table.iloc[:0])
     with pytest.raises(FileNotFoundError, match="BIG/counts.json"):
         load_counts(tmp_path, ["COIFT", "BIG"])
 

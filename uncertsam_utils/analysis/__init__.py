@@ -6,7 +6,8 @@
   ``paired_difference``, ``delta_vs_baseline``, ``difference_between_splits``, ``delta_from_intervals``;
 * ``winners``: the best method per dataset on the common masks;
 * ``rank_agreement``: pairs of methods of close Pearson ρ and their Spearman gap (``close_pearson_pairs``);
-* ``tables``: wide / numeric tables, Markdown, ``write_table``, Table 1's layout, Δ tables as text;
+* ``tables``: wide / numeric tables, Markdown, ``write_table``, Table 1's layout, Δ tables as text,
+  the scored / skipped counts every table states (``counts_note``);
 * ``claims``: scorecard rows decided by stated rules (``delta_claim``, ``bound_claim``, ``rank_claim``,
   ``joint_claim``); ``paper_claims``: the rows of notebooks 04 (``laplace_claims``),
   06 (``uncertainty_claims``) and 07 (``refinement_claims``; seeded rows: ``deltas_from_crossed``);
@@ -68,12 +69,12 @@ from .sentences import (
     interval,
     paper_claim,
 )
-from .tables import delta_display, numeric_table, per_dataset_table, to_markdown, wide_table, write_table
+from .tables import counts_note, delta_display, numeric_table, per_dataset_table, to_markdown, wide_table, write_table
 from .winners import winners
 
 __all__ = [
     "ACCURACY_METRICS", "ALPHA", "HIGHER_IS_BETTER", "LABELS", "LOWER_IS_BETTER", "MIN_IMAGES_FOR_INTERVAL",
-    "UNCERTAINTY_METRICS", "bootstrap_weights", "bound_claim", "combination_gains", "common_masks",
+    "UNCERTAINTY_METRICS", "bootstrap_weights", "bound_claim", "combination_gains", "common_masks", "counts_note",
     "close_pearson_pairs", "dataset_mean_summary", "delta_claim", "delta_display", "delta_from_intervals", "delta_verdict",
     "delta_vs_baseline", "deltas_from_crossed", "deltas_from_results", "deltas_from_tables", "describe_benchmark",
     "describe_close_pairs", "describe_combinations", "describe_core", "describe_costs", "describe_delta", "describe_difference",

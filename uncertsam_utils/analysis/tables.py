@@ -116,3 +116,22 @@ def delta_display(delta: pd.DataFrame, *, decimals: int = 3) -> pd.DataFrame:
     table = table[[d for d in datasets if d in table.columns]].reset_index()
     table["metric"] = table["metric"].map(label)
     return table.rename(columns={"method_a": "method"})
+
+
+def counts_note(counts: pd.DataFrame) -> str:
+    """The sentence every table of an evaluation carries: per dataset, the images and masks it read,
+    scored and skipped (``evaluation.load_counts``), then the skips by reason (none: said so)."""
+    if counts.empty:
+        raise ValueError("no evaluation counts: a table must say what it scored")
+    per_dataset = "; ".join(
+        f"{r.dataset} {r.images_scored} of {r.images_read} images ({r.images_skipped} skipped), "
+        f"{r.masks_scored} of {r.masks_read} masks ({r.masks_skipped} skipped)" for r in counts.itertuples())
+    reasons = []
+    for side in ("images", "masks"):
+        prefix = f"{side}_skipped_"
+        for column in sorted(c for c in counts.columns if c.startswith(prefix)):
+            total = int(counts[column].sum())
+            if total:
+                reasons.append(f"{side} {column[len(prefix):]}: {total}")
+    why = f"Skipped by reason, over all datasets: {', '.join(reasons)}." if reasons else "Nothing was skipped."
+    return f"Scored per dataset: {per_dataset}. {why}"
