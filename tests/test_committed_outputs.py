@@ -12,6 +12,7 @@ from PIL import Image
 
 from uncertsam_utils.checked_outputs import (CHECK_MARK, ExpectedOutputsError, apply_expected, check_against,
                                              is_checked, record_expected)
+from uncertsam_utils.data.names import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = sorted(p for d in ("figures", "tables") for p in (ROOT / d).iterdir() if p.is_file())
@@ -119,6 +120,6 @@ def test_every_table_of_notebooks_06_and_07_says_what_it_scored_and_skipped(path
     """Issue 21: each table of an evaluation states, per dataset, the images and masks scored and skipped."""
     text = path.read_text(encoding="utf-8")
     assert "Scored per dataset: " in text, f"{path.name} does not say what it scored"
-    for dataset in ("BIG", "COIFT", "COD10K-v3", "MSD_Spleen", "ISTD", "SBU-shadow", "Flare7K", "Trans10K"):
+    for dataset in DATASETS:
         assert re.search(rf"{re.escape(dataset)} \d+ of \d+ images \(\d+ skipped\), \d+ of \d+ masks \(\d+ skipped\)",
                          text), f"{path.name}: no counts for {dataset}"
