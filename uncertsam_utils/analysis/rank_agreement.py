@@ -44,5 +44,5 @@ def describe_close_pairs(pairs: pd.DataFrame, *, tolerance: float = 0.01, agreem
         return text
     listed = "; ".join(f"{r.dataset} {r.method_a} vs {r.method_b} (Pearson {r.pearson_a:.3f} vs {r.pearson_b:.3f}, "
                        f"Spearman {r.spearman_a:.3f} vs {r.spearman_b:.3f})" for r in apart.itertuples())
-    return (f"{text} Apart: {listed}. Methods with the same probabilities score identically "
-            "(tests/test_logit_convention.py), so these gaps are the maps' different rankings, not a convention.")
+    return (f"{text} Apart: {listed}. (Methods that return the same probabilities get the same scores: "
+            "tests/test_logit_convention.py checks it.)")
