@@ -100,10 +100,10 @@ def test_a_box_drawn_in_the_widget_produces_new_maps(tmp_path):
             def first_maps():
                 for cell in cells():
                     kernel_errors(cell)
-                return "update 1:" in _status(driver) and _figure_src(widget_cell)
+                status = _status(driver)  # read once: the element is re-rendered, a second read may find it empty
+                return status if "update 1:" in status and _figure_src(widget_cell) else None
 
-            wait("the widget's first maps", first_maps, CELL_RUN_S)
-            status = _status(driver)
+            status = wait("the widget's first maps", first_maps, CELL_RUN_S)
             boxes_before = int(re.search(r"(\d+) box\(es\)", status).group(1))
             figure_before = _figure_src(widget_cell)
             image = next(i for i in widget_cell.find_elements(By.CSS_SELECTOR, "img")
@@ -120,10 +120,10 @@ def test_a_box_drawn_in_the_widget_produces_new_maps(tmp_path):
 
             def second_maps():
                 kernel_errors(widget_cell)
-                return "update 2:" in _status(driver) and _figure_src(widget_cell) != figure_before
+                status = _status(driver)
+                return status if "update 2:" in status and _figure_src(widget_cell) != figure_before else None
 
-            wait("new maps after the drawn box", second_maps, CELL_RUN_S)
-            status = _status(driver)
+            status = wait("new maps after the drawn box", second_maps, CELL_RUN_S)
             assert f"{boxes_before + 1} box(es)" in status, status
             driver.save_screenshot(str(tmp_path / "explorer_after.png"))
         except Exception as err:
