@@ -80,7 +80,6 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from uncertsam_utils import analysis
 from uncertsam_utils.data.layout import SplitReader
@@ -92,7 +91,6 @@ from uncertsam_utils.session import open_session
 from uncertsam_utils.uq import image_generator, make_method
 from uncertsam_utils.uq.laplace import LastLayerPosterior, tempering
 
-torch.set_num_threads(1)  # small tensors on a shared machine; the evaluation's metric worker takes the second core
 clock = time.perf_counter(), time.process_time()
 session = open_session(data_root, model, checkpoint, device, seed=seed)
 root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor

@@ -67,9 +67,11 @@ from uncertsam_utils.data.mini import ensure_mini
 from uncertsam_utils.model import Predictor, load_model
 from uncertsam_utils.paths import figures_dir
 from uncertsam_utils.plots import METHOD_COLOURS, qualitative_grid, row_from_result
+from uncertsam_utils.session import use_notebook_threads
 from uncertsam_utils.uq.varnet import VarianceNetwork, load_head
 from uncertsam_utils.uq.varnet.training import VarnetTrainConfig, train_or_load_seeds
 
+use_notebook_threads()  # the thread count of every notebook (it is part of the cache keys)
 loaded = load_model(model, checkpoint, device=device)
 root = Path(data_root) if data_root is not None else ensure_mini()
 datasets = [d for d in DATASETS if d in list_datasets(root)]  # the test domains present, in the paper's order

@@ -73,7 +73,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 
 from uncertsam_utils import analysis
 from uncertsam_utils.analysis import seeds as analysis_seeds
@@ -89,7 +88,6 @@ from uncertsam_utils.seeds import seeded_name
 from uncertsam_utils.session import open_session
 from uncertsam_utils.uq.laplace import LastLayerPosterior
 
-torch.set_num_threads(1)  # the metric worker of the evaluation takes the second core
 session = open_session(data_root, model, checkpoint, device)
 root, datasets, loaded, predictor = session.root, session.datasets, session.loaded, session.predictor
 clock = time.perf_counter(), time.process_time()

@@ -71,7 +71,6 @@ import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
 from uncertsam_utils import analysis
@@ -84,7 +83,6 @@ from uncertsam_utils.plots.open_questions import question_figure
 from uncertsam_utils.scorecard import update_claims
 from uncertsam_utils.session import open_session
 
-torch.set_num_threads(1)
 clock = time.perf_counter(), time.process_time(), os.getloadavg()
 session = open_session(data_root, model, checkpoint, device)
 datasets = session.datasets

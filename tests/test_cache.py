@@ -123,6 +123,39 @@ def test_keys_cover_the_code_the_libraries_and_the_random_weight_seed(bench, nan
     assert evaluation_cache_dir("t", inputs) == base
 
 
+def test_keys_cover_the_torch_thread_count_the_cpu_and_the_device(bench, nano_random, monkeypatch):
+    """One model, one input, 1 or 2 torch threads: other bits (the encoder's convolutions sum in
+    another order), so a result computed with one count must not be served for the other."""
+    from uncertsam_utils.artifacts import model_key
+
+    methods = {"baseline": make_method("baseline")}
+    inputs = evaluation_inputs(nano_random, methods, bench, ["COIFT"], {}, max_images=None, seed=0, split="test")
+    base = evaluation_cache_dir("t", inputs)
+    torch.set_num_threads(2)
+    try:
+        assert evaluation_cache_dir("t", inputs) != base
+    finally:
+        torch.set_num_threads(1)
+    assert evaluation_cache_dir("t", inputs) == base
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "other ISA")
+        assert evaluation_cache_dir("t", inputs) != base
+    assert model_key(nano_random) == {**nano_random.identity(), "device": "cpu"}
+    assert inputs["model"]["device"] == "cpu"
+
+
+def test_the_notebook_session_sets_the_one_thread_count(bench, monkeypatch):
+    from uncertsam_utils.session import NOTEBOOK_THREADS, open_session
+
+    torch.set_num_threads(2)
+    try:
+        session = open_session(bench, "nano", "random", verbose=False)
+        assert torch.get_num_threads() == NOTEBOOK_THREADS == 1
+        assert session.datasets == ["COIFT", "ISTD"]
+    finally:
+        torch.set_num_threads(1)
+
+
 # ----------------------------------------------------------------------------- verified entries
 
 def _evaluate(bench, loaded, log):

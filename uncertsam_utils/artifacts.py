@@ -18,12 +18,31 @@ import torch
 def full_key(key: Mapping) -> dict:
     """``key`` (everything about a cached result that a caller chooses: parameters, seeds, model, data)
     plus what every cached result depends on: the mask decoder's numerics tag, the package's
-    computing code (``cache.source_fingerprint``) and the libraries' versions. A change to any of
-    them gives a new key, so the result is computed again instead of read stale."""
+    computing code (``cache.source_fingerprint``), the libraries' versions and the CPU's float
+    arithmetic (``cpu_numerics``). A change to any of them gives a new key, so the result is
+    computed again instead of read stale."""
     from .cache.fingerprints import library_versions, source_fingerprint
     from .model.mask_decoding import IMPLEMENTATION
 
-    return {**key, "decoder": IMPLEMENTATION, "code": source_fingerprint(), "libraries": library_versions()}
+    return {**key, "decoder": IMPLEMENTATION, "code": source_fingerprint(), "libraries": library_versions(),
+            "cpu": cpu_numerics()}
+
+
+def cpu_numerics() -> dict:
+    """What changes the last bits of a CPU computation besides its inputs: torch's intra-op thread
+    count (a convolution split over 1 or 2 threads sums in another order: the image encoder's
+    features, hence a Laplace posterior, differ by ~1e-6 relative) and the vector instruction set
+    torch dispatches to (AVX2, AVX512...)."""
+    return {"torch_threads": torch.get_num_threads(), "capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def model_key(loaded_model) -> dict:
+    """A model's part of a cache key: its identity (``model_identity``) and the device it runs on
+    (the GPU's name on CUDA): the same weights give other bits on another device."""
+    parameter = next(loaded_model.model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return {**model_identity(loaded_model), "device": name}
 
 
 def cache_digest(key: Mapping) -> str:

@@ -41,6 +41,7 @@ def evaluation_inputs(loaded_model, methods: Mapping[str, UQMethod], data_root, 
     methods' hyperparameters (their repr), the SHA-256 of the ``fitted`` files (name → file; None
     and in-memory objects are left out), max_images, seed and split. The number of processes is not
     an input: several give byte-identical CSVs."""
+    from ..artifacts import model_key
     from ..cache.fingerprints import data_fingerprint
     from ..model.checkpoints import sha256_of
 
@@ -49,7 +50,7 @@ def evaluation_inputs(loaded_model, methods: Mapping[str, UQMethod], data_root, 
         "content": data_fingerprint(data_root, [f"{d}/{split}" for d in datasets]),
         "fitted": {k: sha256_of(Path(v)) for k, v in fitted.items() if v is not None and not hasattr(v, "la")},
         "datasets": list(datasets),
-        "model": loaded_model.identity(),
+        "model": model_key(loaded_model),
         "methods": {name: repr(m) for name, m in methods.items()},
         "max_images": max_images,
         "seed": seed,
@@ -163,7 +164,7 @@ def posterior_key(data_root, loaded_model, recipe: str, fit_images: int | None, 
     chosen on: its search grids, criterion and ``selection_images`` too)."""
     import dataclasses
 
-    from ..artifacts import fit_data_key
+    from ..artifacts import fit_data_key, model_key
     from ..uq.laplace.fitting import get_recipe
 
     spec = get_recipe(recipe)
@@ -173,7 +174,7 @@ def posterior_key(data_root, loaded_model, recipe: str, fit_images: int | None, 
 
         selection = {"criterion": tempering.CRITERION, "kappa": tempering.KAPPA_GRID, "scale": tempering.SCALE_GRID,
                      "refine": tempering.REFINE_DECADE, "images": selection_images}
-    return {"model": loaded_model.identity(), "recipe": dataclasses.asdict(spec), "structure": structure,
+    return {"model": model_key(loaded_model), "recipe": dataclasses.asdict(spec), "structure": structure,
             "fit_images": fit_images, "seed": int(seed), "data": fit_data_key(data_root), "selection": selection}
 
 

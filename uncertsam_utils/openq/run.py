@@ -91,12 +91,12 @@ def cache_key(session, recipe: ArmRecipe, posterior_file, datasets, max_images, 
     """What every cached result of the run depends on (``artifacts.full_key`` adds the code and libraries):
     the model, the content of fit/train, fit/val and the domains' val and test splits, the recipe, the
     posterior file, the test images and the evaluation seed."""
-    from ..artifacts import model_identity
+    from ..artifacts import model_key
     from ..cache.fingerprints import data_fingerprint
     from ..model.checkpoints import sha256_of
 
     parts = ["fit/train", "fit/val", *(f"{d}/{split}" for d in datasets for split in ("val", "test"))]
-    return {"version": VERSION, "model": model_identity(session.loaded),
+    return {"version": VERSION, "model": model_key(session.loaded),
             "data": data_fingerprint(session.root, parts), "recipe": dataclasses.asdict(recipe),
             "posterior": sha256_of(Path(posterior_file)), "datasets": list(datasets), "max_images": max_images,
             "eval_seed": int(eval_seed)}

@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ..artifacts import cache_digest, fit_data_key, full_key, model_identity
+from ..artifacts import cache_digest, fit_data_key, full_key, model_identity, model_key
 from .training import RECIPE_VERSION, FusionInputs, FusionTrainConfig, load_training_data, posterior_fingerprint, train_fusion
 
 
@@ -23,7 +23,7 @@ def fusion_cache_key(root: Path, loaded_model, config: FusionTrainConfig, seed: 
     """What a module trained by ``train_fusion_family`` depends on (with ``artifacts.full_key``'s code
     and libraries): the model, the recipe, the seed, the fit data's content, ``limit`` and the
     Laplace first pass's posterior."""
-    return {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
+    return {"model": model_key(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
             "data": fit_data_key(root), "recipe_version": RECIPE_VERSION, "limit": limit,
             "posterior": None if posterior is None or config.first_pass != "laplace" else posterior_fingerprint(posterior)}
 

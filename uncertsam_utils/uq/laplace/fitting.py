@@ -184,7 +184,6 @@ def marglik_search(la) -> dict:
     return optimize_prior(la, "marglik")
 
 
-
 # -------------------------------------------------------------------------------------------- fit
 def fit_posterior(loaded, data, *, recipe: str = "untempered", structure: str = "diag", prior: str | None = None,
                   prior_precision: float | None = None, prior_structure: str = "scalar", val_data=None,

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...artifacts import cache_digest, fit_data_key, model_identity
+from ...artifacts import cache_digest, fit_data_key, model_identity, model_key
 from ...model.predictor import Decoded, Predictor
 from ...prompts import jitter_boxes
 from ...training import (RESUME_SUFFIX, EpochLoop, FrozenFeatures, LoopConfig, ResumeFile,  # noqa: F401
@@ -387,7 +387,7 @@ def head_cache_key(root: Path, loaded_model, config: VarnetTrainConfig, seed: in
     """What a head trained by ``train_or_load`` depends on (with ``artifacts.full_key``'s code and
     libraries): the model's identity, the recipe, the seed, the fit data's content and ``limit``
     when the training images are limited."""
-    key = {"model": model_identity(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
+    key = {"model": model_key(loaded_model), "config": dataclasses.asdict(config), "seed": int(seed),
            "data": fit_data_key(root), "recipe_version": RECIPE_VERSION}
     if limit is not None:
         key["limit"] = int(limit)
