@@ -116,8 +116,14 @@ def test_the_widget_recomputes_when_its_boxes_change(benchmark, methods, nano_ra
     explorer = Explorer(Predictor(nano_random.model), methods, benchmark, [DATASET, OTHER], seed=0)
     view = explorer_widget(explorer)
     assert explorer.updates == 1 and len(view.boxes.bboxes) == 2 and view.boxes.image_bytes[:4] == b"\x89PNG"
+    # mouse-down: the widget sends the new box at zero size; only the mouse-up's drawn box recomputes,
+    # and a click without a drag (a box left at zero size) is dropped, not kept or blocking
+    click = {"x": 2, "y": 2, "width": 0, "height": 0, "label": "object"}
+    view.boxes.bboxes = view.boxes.bboxes + [click]
+    assert explorer.updates == 1 and len(explorer.boxes) == 2
     view.boxes.bboxes = view.boxes.bboxes + [{"x": 2, "y": 2, "width": 20, "height": 20, "label": "object"}]
     assert explorer.updates == 2 and len(explorer.boxes) == 3 and "update 2" in view.status.value
+    assert len(view.boxes.bboxes) == 3  # the widget shows the explorer's boxes: the click's is gone
     view.boxes.bboxes = list(view.boxes.bboxes)  # the same boxes again: nothing to recompute
     assert explorer.updates == 2
     view.image_id.value = 1

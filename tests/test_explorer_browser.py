@@ -132,6 +132,11 @@ def test_a_box_drawn_in_the_widget_produces_new_maps(tmp_path):
                 driver.save_screenshot(str(shot))
             except Exception:  # noqa: BLE001 (the browser may be gone)
                 shot = "none (the browser did not answer)"
+            try:
+                status = repr(_status(driver))
+            except Exception:  # noqa: BLE001 (the browser may be gone)
+                status = "unknown (the browser did not answer)"
             log_tail = log_path.read_text(errors="replace")[-3000:]
-            raise AssertionError(f"{err}\nscreenshot: {shot}\nJupyterLab log (tail):\n{log_tail}") from err
+            raise AssertionError(f"{err}\nexplorer status: {status}\nscreenshot: {shot}\n"
+                                 f"JupyterLab log (tail):\n{log_tail}") from err
     assert {p: _digest(p) for p in paired} == before, "the browser test must not modify the notebook files"

@@ -41,6 +41,14 @@ def from_widget_boxes(records) -> np.ndarray:
     return np.asarray(boxes, np.float32).reshape(-1, 4)
 
 
+def without_empty_boxes(boxes_px: np.ndarray) -> np.ndarray:
+    """The boxes with a width and a height of at least one pixel. jupyter-bbox-widget sends its state
+    at mouse-down with the new box at zero size (and keeps a box of a click without a drag): computing
+    maps for it would waste an update and send the boxes back to the browser in the middle of a drag."""
+    boxes = np.asarray(boxes_px, np.float32).reshape(-1, 4)
+    return boxes[(boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)]
+
+
 class ExplorerWidget:
     """The box widget, the pickers and the output area around one ``Explorer``."""
 
@@ -110,7 +118,7 @@ class ExplorerWidget:
     def _on_boxes(self, change) -> None:
         if self._syncing:
             return
-        drawn = from_widget_boxes(change["new"])
+        drawn = without_empty_boxes(from_widget_boxes(change["new"]))
         if drawn.shape == self.explorer.boxes_in_pixels().shape and np.allclose(drawn, self.explorer.boxes_in_pixels(), atol=0.5):
             return
         self.explorer.set_boxes(drawn)
