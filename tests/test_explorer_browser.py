@@ -57,7 +57,10 @@ def _run_cells_until(driver, cells, marker: str):
     from selenium.webdriver.common.keys import Keys
 
     for cell in cells():
-        source = " ".join(e.text for e in cell.find_elements(By.CSS_SELECTOR, ".jp-InputArea"))
+        # textContent, not .text: the text Selenium sees as rendered is empty for a cell the page has
+        # not laid out yet (JupyterLab skips the layout of cells out of view)
+        areas = cell.find_elements(By.CSS_SELECTOR, ".jp-InputArea")
+        source = " ".join(e.get_attribute("textContent") or "" for e in areas)
         ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
         if marker in source:
             return cell
@@ -87,13 +90,16 @@ def test_a_box_drawn_in_the_widget_produces_new_maps(tmp_path):
                 s["path"] == NOTEBOOK and s["kernel"]["execution_state"] == "idle" for s in api(base, token, "/api/sessions")),
                 KERNEL_IDLE_S, interval=1)
             first, params = cells()[:2]
-            assert "methods = [" in params.text, params.text
+            # under load the page renders late: wait for the text rather than read it once
+            wait("the parameters cell's text", lambda: "methods = [" in (params.get_attribute("textContent") or ""),
+                 PAGE_OPEN_S)
             first.click()
             ActionChains(driver).send_keys(Keys.ESCAPE).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
             # The parameters cell is selected: append the fast setting (edit mode, end of the cell).
             ActionChains(driver).send_keys(Keys.ENTER).key_down(Keys.CONTROL).send_keys(Keys.END).key_up(Keys.CONTROL).perform()
             ActionChains(driver).send_keys(Keys.ENTER, FAST).perform()
-            assert params.find_element(By.CSS_SELECTOR, ".cm-content").text.rstrip().endswith(FAST)
+            wait("the typed setting in the parameters cell", lambda: params.find_element(
+                By.CSS_SELECTOR, ".cm-content").text.rstrip().endswith(FAST), 30)
             ActionChains(driver).send_keys(Keys.ESCAPE).perform()
             widget_cell = _run_cells_until(driver, lambda: cells()[1:], WIDGET_CELL)
 
