@@ -48,9 +48,11 @@ class Mutation:
 MUTATIONS = (
     Mutation("IoU", "uncertsam_utils/metrics/segmentation.py", "union = (p | g).flatten(-2).sum(-1)",
              "union = (p | g).flatten(-2).sum(-1) + 1", ("tests/test_metrics.py",), ("00", "06")),
+    # the entropy every map is computed with (measures.entropy_from_logits; binary_entropy only serves
+    # probabilities that come without logits, which notebooks 02 and 03 never show)
     Mutation("binary entropy", "uncertsam_utils/uq/measures.py",
-             "return -(p * torch.log(p) + (1.0 - p) * torch.log1p(-p))",
-             "return -(p * torch.log(p) + (1.0 - p) * torch.log(p))", ("tests/test_uq_sampling.py", "tests/test_metrics.py"),
+             "return F.softplus(-a) + a * torch.sigmoid(-a)",
+             "return F.softplus(-a) + a * torch.sigmoid(a)", ("tests/test_logit_convention.py", "tests/test_uq_sampling.py"),
              ("02", "03")),
     Mutation("prompt jitter", "uncertsam_utils/prompts.py",
              "noise = _uniform_symmetric(boxes.shape, generator, boxes.device) * bounds",
