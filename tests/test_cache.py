@@ -144,7 +144,7 @@ def test_keys_cover_the_torch_thread_count_the_cpu_and_the_device(bench, nano_ra
     assert inputs["model"]["device"] == "cpu"
 
 
-def test_the_notebook_session_sets_the_one_thread_count(bench, monkeypatch):
+def test_the_notebook_session_sets_the_one_thread_count(bench):
     from uncertsam_utils.session import NOTEBOOK_THREADS, open_session
 
     torch.set_num_threads(2)
